@@ -1,0 +1,24 @@
+//! HTTP emulator of the Alibaba Cloud DBS (2019-03-06), RDS (2014-08-15) and
+//! STS (2015-04-01) RPC APIs, for trying and testing alicloud-db-operator.
+//!
+//! Embed it with [`Emulator::start`] or run the `alicloud-emulator` binary.
+
+#![warn(missing_docs)]
+
+mod admin;
+mod auth;
+pub mod config;
+mod dbs;
+pub mod error;
+mod faults;
+mod quota;
+mod rds;
+mod server;
+mod signature;
+mod state;
+mod sts;
+mod wire;
+
+pub use config::EmulatorConfig;
+pub use error::EmulatorError;
+pub use server::Emulator;

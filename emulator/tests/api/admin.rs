@@ -1,0 +1,198 @@
+//! Admin API: state shape, faults, quotas, out-of-band changes.
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn state_lists_plans_instances_and_calls_without_passwords() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    let id = create_plan(&c, &[("ClientToken", "ct-9")]).await;
+    configure_plan(&c, &id, &[]).await;
+    let (s, state) = admin(&emu, "GET", "/state", None).await;
+    assert_eq!(s, 200);
+    let plan = &state["plans"][0];
+    for key in [
+        "backupPlanId",
+        "accountId",
+        "region",
+        "name",
+        "status",
+        "payType",
+        "clientToken",
+        "orderId",
+        "databaseType",
+        "instanceClass",
+        "backupMethod",
+        "createdAtMs",
+        "configuredAtMs",
+        "backupPeriod",
+        "backupStartTime",
+        "backupStrategyType",
+        "backupRetentionPeriod",
+        "duplicationInfrequentAccessPeriod",
+        "duplicationArchivePeriod",
+        "sourceEndpointInstanceType",
+        "sourceEndpointInstanceId",
+        "sourceEndpointRegion",
+        "sourceEndpointIp",
+        "sourceEndpointPort",
+        "sourceEndpointDatabaseName",
+        "sourceEndpointUserName",
+        "backupObjects",
+        "enableBackupLog",
+        "backupStorageType",
+        "ossBucketName",
+        "sourceEndpointPasswordSet",
+    ] {
+        assert!(plan.get(key).is_some(), "plan lacks {key}: {plan}");
+    }
+    assert_eq!(plan["payType"], "postpay");
+    assert_eq!(plan["clientToken"], "ct-9");
+    assert_eq!(plan["sourceEndpointPasswordSet"], true);
+    assert!(!state.to_string().contains("s3cret-pw"));
+    let inst = &state["instances"][0];
+    assert_eq!(inst["dbInstanceId"], "rm-test1");
+    assert_eq!(inst["status"], "Running");
+    assert_eq!(inst["networkType"], "VPC");
+    assert_eq!(inst["connections"][0]["ipType"], "Private");
+    let call = &state["calls"][0];
+    assert_eq!(call["action"], "CreateBackupPlan");
+    assert_eq!(call["product"], "dbs");
+    assert_eq!(call["accessKeyId"], AK);
+    assert_eq!(call["outcome"], "Success");
+    assert_eq!(call["httpStatus"], 200);
+    assert!(call["timeMs"].as_i64().unwrap_or(0) > 0);
+    let (s, _) = admin(&emu, "DELETE", "/calls", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(emu.state().await["calls"].as_array().map(Vec::len), Some(0));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_rate_one_fails_every_call_and_one_shots_fail_next_n() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    admin(
+        &emu,
+        "PUT",
+        "/faults/DescribeBackupPlanList",
+        Some(json!({"errorRate": 1.0})),
+    )
+    .await;
+    for _ in 0..3 {
+        let r = c.dbs("DescribeBackupPlanList", &[]).await;
+        assert_eq!((r.status, r.code()), (503, "ServiceUnavailable"));
+    }
+    let r = c
+        .rds("DescribeDBInstanceNetInfo", &[("DBInstanceId", "rm-test1")])
+        .await;
+    assert_eq!(r.status, 200);
+    admin(&emu, "DELETE", "/faults", None).await;
+    assert_eq!(c.dbs("DescribeBackupPlanList", &[]).await.status, 200);
+    let (s, _) = admin(
+        &emu,
+        "POST",
+        "/faults/*/once",
+        Some(json!({"code": "InternalError", "httpStatus": 500, "count": 2})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        c.dbs("DescribeBackupPlanList", &[]).await.code(),
+        "InternalError"
+    );
+    assert_eq!(
+        c.rds("DescribeDBInstanceNetInfo", &[("DBInstanceId", "rm-test1")])
+            .await
+            .code(),
+        "InternalError"
+    );
+    assert_eq!(c.dbs("DescribeBackupPlanList", &[]).await.status, 200);
+    // Faults apply only after signature verification.
+    admin(
+        &emu,
+        "PUT",
+        "/faults/*",
+        Some(json!({"errorRate": 1.0, "code": "Boom", "httpStatus": 500})),
+    )
+    .await;
+    let r = c
+        .with_key("nobody", "x", None)
+        .dbs("DescribeBackupPlanList", &[])
+        .await;
+    assert_eq!(r.code(), "InvalidAccessKeyId.NotFound");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn exceeding_a_quota_returns_throttling_user() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    let (s, _) = admin(
+        &emu,
+        "PUT",
+        "/quotas/DescribeBackupPlanList",
+        Some(json!({"perSecond": 2})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(c.dbs("DescribeBackupPlanList", &[]).await);
+    }
+    let throttled: Vec<&Resp> = codes
+        .iter()
+        .filter(|r| r.code() == "Throttling.User")
+        .collect();
+    assert!(!throttled.is_empty(), "no call was throttled");
+    assert_eq!(throttled[0].status, 400);
+    assert_eq!(
+        throttled[0].body["Message"],
+        "Request was denied due to user flow control."
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn out_of_band_plan_changes_show_up_in_describe() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    let id = create_plan(&c, &[]).await;
+    configure_plan(&c, &id, &[]).await;
+    let (s, _) = admin(
+        &emu,
+        "PATCH",
+        &format!("/plans/{id}"),
+        Some(json!({"name": "drifted", "backupPeriod": "Sunday", "status": "pause"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let r = c
+        .dbs("DescribeBackupPlanList", &[("BackupPlanId", &id)])
+        .await;
+    let d = &r.body["Items"]["BackupPlanDetail"][0];
+    assert_eq!(
+        (
+            d["BackupPlanName"].clone(),
+            d["BackupPeriod"].clone(),
+            d["BackupPlanStatus"].clone()
+        ),
+        (json!("drifted"), json!("SUNDAY"), json!("pause"))
+    );
+    let (s, _) = admin(&emu, "DELETE", &format!("/plans/{id}"), None).await;
+    assert_eq!(s, 200);
+    let r = c
+        .dbs("DescribeBackupPlanList", &[("BackupPlanId", &id)])
+        .await;
+    assert_eq!(r.body["TotalElements"], 0);
+    assert_eq!(emu.state().await["plans"].as_array().map(Vec::len), Some(0));
+    let (s, _) = admin(&emu, "POST", "/instances", Some(json!({"region": "cn-beijing", "dbInstanceId": "rm-new", "engine": "PostgreSQL", "networkType": "Classic"}))).await;
+    assert_eq!(s, 200);
+    let r = c
+        .rds("DescribeDBInstanceNetInfo", &[("DBInstanceId", "rm-new")])
+        .await;
+    assert_eq!(r.body["InstanceNetworkType"], "Classic");
+    emu.shutdown().await;
+}

@@ -1,0 +1,269 @@
+//! RDS public endpoint behaviour.
+
+use std::time::Duration;
+
+use crate::common::*;
+
+async fn allocate(c: &Client, id: &str, prefix: &str, port: &str) -> Resp {
+    c.rds(
+        "AllocateInstancePublicConnection",
+        &[
+            ("DBInstanceId", id),
+            ("ConnectionStringPrefix", prefix),
+            ("Port", port),
+            ("RegionId", "cn-hangzhou"),
+        ],
+    )
+    .await
+}
+
+async fn status(c: &Client, id: &str) -> String {
+    let r = c
+        .rds("DescribeDBInstanceAttribute", &[("DBInstanceId", id)])
+        .await;
+    r.body["Items"]["DBInstanceAttribute"][0]["DBInstanceStatus"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn allocate_makes_the_instance_busy_and_busy_instances_refuse_changes() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    let r = allocate(&c, "rm-test1", "app-public", "3306").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["DbInstanceName"], "rm-test1");
+    assert_eq!(
+        r.body["ConnectionString"],
+        "app-public.mysql.rds.aliyuncs.com"
+    );
+    assert_eq!(status(&c, "rm-test1").await, "DBInstanceNetTypeChanging");
+    let r = c
+        .rds(
+            "ReleaseInstanceConnection",
+            &[
+                ("DBInstanceId", "rm-test1"),
+                (
+                    "CurrentConnectionString",
+                    "app-public.mysql.rds.aliyuncs.com",
+                ),
+                ("InstanceNetworkType", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "OperationDenied.DBInstanceStatus")
+    );
+    let r = c
+        .rds(
+            "ModifyDBInstanceConnectionString",
+            &[
+                ("DBInstanceId", "rm-test1"),
+                (
+                    "CurrentConnectionString",
+                    "app-public.mysql.rds.aliyuncs.com",
+                ),
+                ("ConnectionStringPrefix", "app-public-2"),
+                ("Port", "3307"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "OperationDenied.DBInstanceStatus")
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(status(&c, "rm-test1").await, "Running");
+    let r = allocate(&c, "rm-test1", "another-one", "3306").await;
+    assert_eq!((r.status, r.code()), (400, "NetTypeExists"));
+    let r = c
+        .rds("DescribeDBInstanceNetInfo", &[("DBInstanceId", "rm-test1")])
+        .await;
+    assert_eq!(r.body["InstanceNetworkType"], "VPC");
+    let infos = r.body["DBInstanceNetInfos"]["DBInstanceNetInfo"]
+        .as_array()
+        .expect("net infos")
+        .clone();
+    assert_eq!(infos.len(), 2);
+    assert_eq!(infos[0]["IPType"], "Private");
+    assert_eq!(
+        infos[0]["ConnectionString"],
+        "rm-test1-internal.mysql.rds.aliyuncs.com"
+    );
+    assert_eq!(infos[0]["Port"], "3306");
+    assert_eq!(infos[1]["IPType"], "Public");
+    assert_eq!(infos[1]["ConnectionStringType"], "Normal");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn prefix_used_by_another_instance_is_404_duplicate() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    assert_eq!(
+        allocate(&c, "rm-test1", "shared-name", "3306").await.status,
+        200
+    );
+    let r = allocate(&c, "rm-test2", "shared-name", "3306").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (404, "InvalidConnectionString.Duplicate")
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn allocate_validates_prefix_port_and_instance() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    for (prefix, port, code) in [
+        (
+            "bad!name",
+            "3306",
+            "ConnectionStringContainIllegalCharacterFault",
+        ),
+        ("abcd", "3306", "InvalidConnectionString.Format"),
+        (
+            &"a".repeat(41) as &str,
+            "3306",
+            "InvalidConnectionString.Format",
+        ),
+        ("goodname", "999", "InvalidPort.Malformed"),
+        ("goodname", "6000", "InvalidPort.Malformed"),
+    ] {
+        let r = allocate(&c, "rm-test1", prefix, port).await;
+        assert_eq!((r.status, r.code()), (400, code), "{prefix}:{port}");
+    }
+    let r = allocate(&c, "rm-nope", "goodname", "3306").await;
+    assert_eq!((r.status, r.code()), (400, "InvalidDBInstanceId.NotFound"));
+    let r = c
+        .rds(
+            "AllocateInstancePublicConnection",
+            &[("DBInstanceId", "rm-test1")],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "MissingParameter"));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn modify_and_release_follow_documented_errors() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    let (s, _) = admin(
+        &emu,
+        "POST",
+        "/instances/rm-test1/connections",
+        Some(serde_json::json!({"connectionStringPrefix": "pub-ep", "port": 3306})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let modify = |prefix: &'static str, current: &'static str| {
+        let c = c.clone();
+        async move {
+            c.rds(
+                "ModifyDBInstanceConnectionString",
+                &[
+                    ("DBInstanceId", "rm-test1"),
+                    ("CurrentConnectionString", current),
+                    ("ConnectionStringPrefix", prefix),
+                    ("Port", "3307"),
+                ],
+            )
+            .await
+        }
+    };
+    let r = modify("short", "pub-ep.mysql.rds.aliyuncs.com").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "InvalidConnectionString.Format")
+    );
+    let r = modify("longenough", "nope.mysql.rds.aliyuncs.com").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "InvalidConnectionString.NotFound")
+    );
+    let r = modify("rm-test2-internal", "pub-ep.mysql.rds.aliyuncs.com").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "InvalidConnectionString.Duplicate")
+    );
+    let r = modify("longenough", "pub-ep.mysql.rds.aliyuncs.com").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let release = |current: &'static str, net: &'static str| {
+        let c = c.clone();
+        async move {
+            c.rds(
+                "ReleaseInstanceConnection",
+                &[
+                    ("DBInstanceId", "rm-test1"),
+                    ("CurrentConnectionString", current),
+                    ("InstanceNetworkType", net),
+                ],
+            )
+            .await
+        }
+    };
+    let r = release("longenough.mysql.rds.aliyuncs.com", "2").await;
+    assert_eq!((r.status, r.code()), (400, "InvalidParameter"));
+    let r = release("gone.mysql.rds.aliyuncs.com", "0").await;
+    assert_eq!((r.status, r.code()), (404, "Endpoint.NotFound"));
+    let r = release("longenough.mysql.rds.aliyuncs.com", "0").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = c
+        .rds(
+            "ReleaseInstanceConnection",
+            &[
+                ("DBInstanceId", "rm-test1"),
+                ("CurrentConnectionString", "x"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "MissingParameter"));
+    let state = emu.state().await;
+    assert_eq!(
+        state["instances"][0]["connections"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn forced_and_deleted_instances_are_reported() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    let (s, _) = admin(
+        &emu,
+        "PUT",
+        "/instances/rm-test1",
+        Some(serde_json::json!({"status": "Rebooting"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let r = allocate(&c, "rm-test1", "goodname", "3306").await;
+    assert_eq!((r.status, r.code()), (400, "IncorrectDBInstanceState"));
+    assert_eq!(status(&c, "rm-test1").await, "Rebooting");
+    admin(
+        &emu,
+        "PUT",
+        "/instances/rm-test1",
+        Some(serde_json::json!({"status": "Running"})),
+    )
+    .await;
+    assert_eq!(
+        allocate(&c, "rm-test1", "goodname", "3306").await.status,
+        200
+    );
+    let (s, _) = admin(&emu, "DELETE", "/instances/rm-test2", None).await;
+    assert_eq!(s, 200);
+    let r = c
+        .rds("DescribeDBInstanceNetInfo", &[("DBInstanceId", "rm-test2")])
+        .await;
+    assert_eq!((r.status, r.code()), (400, "InvalidDBInstanceId.NotFound"));
+    emu.shutdown().await;
+}

@@ -1,0 +1,572 @@
+//! Pure decisions of the BackupPlan controller: spec → DBS request values, and (spec, status,
+//! observed plan, `now`) → the next step. No I/O, no clock: every input is an argument.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cloud::dbs::{
+    BackupPlanDetail, ConfigureBackupPlan, CreateBackupPlan, ModifyBackupSourceEndpoint,
+    ModifyBackupStrategy, ModifyStorageStrategy, SourceEndpoint,
+};
+use crate::crd::{
+    BackupObject, BackupPlanSpec, DeletionPolicy, PayType, SourceInstanceType, StorageType,
+};
+
+/// Longest plan name DBS accepts.
+const MAX_PLAN_NAME: usize = 64;
+
+/// What the cloud said about a plan the object refers to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observation {
+    /// The plan exists; the detail is as DBS described it (enum case normalised by the client).
+    Found(Box<BackupPlanDetail>),
+    /// Neither a complete sweep nor a describe by id found the plan (or it is released).
+    Missing,
+}
+
+/// Everything [`decide`] looks at.
+#[derive(Clone, Debug)]
+pub struct Facts<'a> {
+    /// The object's spec.
+    pub spec: &'a BackupPlanSpec,
+    /// Plan name to use at DBS (see [`plan_name`]).
+    pub plan_name: &'a str,
+    /// Whether the object carries `db.alicloud.dev/paused: "true"`.
+    pub paused: bool,
+    /// The plan this object owns: `spec.backupPlanId` or `status.backupPlanId`.
+    pub backup_plan_id: Option<&'a str>,
+    /// When CreateBackupPlan returned (rounded up to the second), from the status.
+    pub created_at: Option<Timestamp>,
+    /// The plan as last observed, if it has been observed in this reconcile.
+    pub observed: Option<&'a Observation>,
+    /// Version of the password Secret last sent to DBS (status).
+    pub applied_password_version: Option<&'a str>,
+    /// Version of the password Secret now (`None` when the spec names no password).
+    pub current_password_version: Option<&'a str>,
+    /// `BackupLogIntervalSeconds` last sent to DBS (status); DBS does not describe it.
+    pub applied_backup_log_interval_seconds: Option<i32>,
+    /// Wait between CreateBackupPlan and ConfigureBackupPlan.
+    pub configure_delay: Duration,
+}
+
+/// The one thing the reconcile does next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// The spec cannot be acted on; no cloud call.
+    Stalled {
+        reason: &'static str,
+        message: String,
+    },
+    /// Paused by annotation; no cloud call.
+    Paused,
+    /// No plan yet: CreateBackupPlan.
+    Create,
+    /// A plan id is known but the plan has not been observed in this reconcile.
+    Observe,
+    /// DBS is not ready for ConfigureBackupPlan yet; look again after this long.
+    WaitToConfigure(Duration),
+    /// The plan is unconfigured (`wait`): ConfigureBackupPlan.
+    Configure,
+    /// The plan is configured but not running: StartBackupPlan.
+    Start,
+    /// The plan differs from the spec: one Modify* call.
+    Modify(Modification),
+    /// The plan is running and matches the spec.
+    Ready,
+}
+
+/// One Modify* call that brings the plan closer to the spec.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Modification {
+    /// `ModifyBackupPlanName`.
+    Name(String),
+    /// `ModifyBackupStrategy`.
+    Strategy(ModifyBackupStrategy),
+    /// `ModifyStorageStrategy`.
+    Storage(ModifyStorageStrategy),
+    /// `ModifyBackupSourceEndpoint`; the password is filled in by the caller.
+    SourceEndpoint(SourceEndpointChange),
+}
+
+/// Why the source endpoint is sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceEndpointChange {
+    /// Source fields or backup objects differ from the spec.
+    Drift,
+    /// The password Secret changed since the password was last sent.
+    PasswordRotated,
+}
+
+/// What deletion does with the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Remove the finalizer without any cloud call; record why.
+    Forget {
+        warning: bool,
+        reason: &'static str,
+        message: String,
+    },
+    /// `ReleaseBackupPlan` (pay-as-you-go).
+    Release(String),
+    /// `StopBackupPlan` ALL: a Subscription plan cannot be released.
+    StopSubscription(String),
+    /// No id was recorded but a CreateBackupPlan was sent: repeat it with the same ClientToken
+    /// (DBS answers with the plan it created before), then release that plan.
+    RecoverThenRelease(String),
+}
+
+/// The deterministic `ClientToken` of CreateBackupPlan for an object: the same object always
+/// sends the same token, so a repeated create returns the plan created before. ASCII, ≤ 64.
+pub fn client_token(uid: &str) -> String {
+    let clean: String = uid
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    let mut token = format!("bp-{clean}");
+    token.truncate(64);
+    token
+}
+
+/// The plan name at DBS: `spec.planName`, else `<namespace>-<name>`.
+pub fn plan_name(spec: &BackupPlanSpec, namespace: &str, name: &str) -> String {
+    spec.plan_name
+        .clone()
+        .unwrap_or_else(|| format!("{namespace}-{name}"))
+}
+
+/// Checks the schema cannot make; a message for the user on failure.
+pub fn validate(spec: &BackupPlanSpec, plan_name: &str) -> Result<(), String> {
+    if plan_name.len() > MAX_PLAN_NAME {
+        return Err(format!(
+            "plan name {plan_name:?} is longer than {MAX_PLAN_NAME} characters; set spec.planName"
+        ));
+    }
+    for (i, o) in spec.backup_objects.iter().enumerate() {
+        let tables = o.table_includes.iter().chain(&o.table_excludes);
+        if tables.into_iter().any(|t| t.trim().is_empty()) {
+            return Err(format!("backupObjects[{i}] names an empty table"));
+        }
+    }
+    Ok(())
+}
+
+/// API value of a CRD enum: its serialised name (`MySQL`, `micro`, `logical`, ...).
+fn api_value<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// `CreateBackupPlan` parameters for the spec.
+pub fn create_request(spec: &BackupPlanSpec, client_token: &str) -> CreateBackupPlan {
+    let mut req = CreateBackupPlan {
+        instance_class: api_value(&spec.instance_class),
+        database_type: api_value(&spec.database_type),
+        backup_method: api_value(&spec.backup_method),
+        client_token: Some(client_token.to_owned()),
+        ..Default::default()
+    };
+    match spec.pay_type {
+        PayType::PayAsYouGo => {
+            req.pay_type = "postpay".into();
+            req.database_region = Some(
+                spec.source
+                    .region
+                    .clone()
+                    .unwrap_or_else(|| spec.region.clone()),
+            );
+            req.storage_region = Some(spec.region.clone());
+            req.instance_type = Some(
+                match spec.source.instance_type {
+                    SourceInstanceType::RDS => "RDS",
+                    SourceInstanceType::DDS => "DDS",
+                    _ => "Other",
+                }
+                .into(),
+            );
+        }
+        PayType::Subscription => {
+            req.pay_type = "prepay".into();
+            req.period = spec.period.as_ref().map(api_value);
+            req.used_time = spec.used_time;
+        }
+    }
+    req
+}
+
+/// The source endpoint of the spec, with `password` when the spec names one.
+pub fn source_endpoint(spec: &BackupPlanSpec, password: Option<String>) -> SourceEndpoint {
+    let s = &spec.source;
+    SourceEndpoint {
+        instance_type: api_value(&s.instance_type),
+        region: s.region.clone(),
+        instance_id: s.instance_id.clone(),
+        ip: s.host.clone(),
+        port: s.port,
+        database_name: s.database_name.clone(),
+        user_name: s.user_name.clone(),
+        password,
+        oracle_sid: s.oracle_sid.clone(),
+        backup_gateway_id: s.backup_gateway_id,
+    }
+}
+
+/// `BackupObjects` as DBS wants it: a JSON string, `None` for "every database".
+pub fn backup_objects_json(objects: &[BackupObject]) -> Option<String> {
+    if objects.is_empty() {
+        return None;
+    }
+    Some(backup_objects_value(objects).to_string())
+}
+
+fn backup_objects_value(objects: &[BackupObject]) -> Value {
+    let tables = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| json!({ "TableName": n }))
+            .collect::<Vec<_>>()
+    };
+    Value::Array(
+        objects
+            .iter()
+            .map(|o| {
+                let mut m = serde_json::Map::new();
+                m.insert("DBName".into(), json!(o.database_name));
+                if let Some(schema) = &o.schema_name {
+                    m.insert("SchemaName".into(), json!(schema));
+                }
+                if !o.table_includes.is_empty() {
+                    m.insert(
+                        "TableIncludes".into(),
+                        Value::Array(tables(&o.table_includes)),
+                    );
+                }
+                if !o.table_excludes.is_empty() {
+                    m.insert(
+                        "TableExcludes".into(),
+                        Value::Array(tables(&o.table_excludes)),
+                    );
+                }
+                Value::Object(m)
+            })
+            .collect(),
+    )
+}
+
+/// `BackupPeriod` of a schedule: weekdays Monday first, comma-separated.
+fn backup_period(spec: &BackupPlanSpec) -> Option<String> {
+    spec.schedule.as_ref().map(|s| {
+        let days: BTreeSet<_> = s.weekdays.iter().collect();
+        days.into_iter()
+            .map(api_value)
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// `ConfigureBackupPlan` parameters for the spec.
+pub fn configure_request(
+    spec: &BackupPlanSpec,
+    backup_plan_id: &str,
+    plan_name: &str,
+    password: Option<String>,
+) -> ConfigureBackupPlan {
+    let retention = spec.retention.as_ref();
+    let storage_type = spec
+        .storage
+        .as_ref()
+        .map_or(StorageType::System, |s| s.storage_type);
+    ConfigureBackupPlan {
+        backup_plan_id: backup_plan_id.to_owned(),
+        backup_plan_name: plan_name.to_owned(),
+        source: source_endpoint(spec, password),
+        backup_objects: backup_objects_json(&spec.backup_objects),
+        backup_period: backup_period(spec),
+        backup_start_time: spec.schedule.as_ref().map(|s| s.start_time.clone()),
+        backup_strategy_type: Some(
+            if spec.schedule.is_some() {
+                "simple"
+            } else {
+                "manual"
+            }
+            .into(),
+        ),
+        enable_backup_log: Some(spec.enable_backup_log),
+        backup_log_interval_seconds: spec.backup_log_interval_seconds,
+        backup_retention_period: retention.map(|r| r.backup_retention_days),
+        duplication_infrequent_access_period: retention.map(|r| r.infrequent_access_days),
+        duplication_archive_period: retention.map(|r| r.archive_days),
+        backup_storage_type: (storage_type == StorageType::System).then(|| "system".into()),
+        oss_bucket_name: spec
+            .storage
+            .as_ref()
+            .and_then(|s| s.oss_bucket_name.clone()),
+        client_token: None,
+    }
+}
+
+/// `ModifyBackupSourceEndpoint` parameters for the spec. `BackupObjects` is required (except
+/// for `Agent` sources): a spec without objects sends back what DBS described, so the call
+/// changes the endpoint only.
+pub fn source_endpoint_request(
+    spec: &BackupPlanSpec,
+    backup_plan_id: &str,
+    password: Option<String>,
+    described_objects: Option<&str>,
+) -> ModifyBackupSourceEndpoint {
+    let objects = backup_objects_json(&spec.backup_objects).or_else(|| {
+        if spec.source.instance_type == SourceInstanceType::Agent {
+            return None;
+        }
+        let described = described_objects.map(str::trim).filter(|o| !o.is_empty());
+        Some(described.unwrap_or("[]").to_owned())
+    });
+    ModifyBackupSourceEndpoint {
+        backup_plan_id: backup_plan_id.to_owned(),
+        source: source_endpoint(spec, password),
+        backup_objects: objects,
+    }
+}
+
+/// The next step for an object that is not being deleted.
+pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
+    if let Err(message) = validate(facts.spec, facts.plan_name) {
+        return Step::Stalled {
+            reason: "InvalidSpec",
+            message,
+        };
+    }
+    if facts.paused {
+        return Step::Paused;
+    }
+    let Some(id) = facts.backup_plan_id else {
+        return Step::Create;
+    };
+    let detail = match facts.observed {
+        None => return Step::Observe,
+        Some(Observation::Missing) => {
+            return Step::Stalled {
+                reason: "CloudPlanMissing",
+                message: format!(
+                    "backup plan {id} no longer exists at DBS; it is not re-created. Delete this \
+                     object, or remove the finalizer after recreating the plan and adopting it"
+                ),
+            };
+        }
+        Some(Observation::Found(d)) => d,
+    };
+    match detail.backup_plan_status.as_str() {
+        "wait" => {
+            let ready_at = facts.created_at.map(|t| t + facts.configure_delay);
+            match ready_at.map(|t| t.duration_since(now)) {
+                Some(left) if left.is_positive() => {
+                    let left = Duration::try_from(left).unwrap_or(facts.configure_delay);
+                    Step::WaitToConfigure(left.max(Duration::from_millis(100)))
+                }
+                _ => Step::Configure,
+            }
+        }
+        "locked" => Step::Stalled {
+            reason: "CloudPlanLocked",
+            message: format!("backup plan {id} is locked at DBS (for example an overdue payment)"),
+        },
+        status => {
+            if let Some(m) = modification(facts, id, detail) {
+                return Step::Modify(m);
+            }
+            if status == "running" {
+                return Step::Ready;
+            }
+            match detail.err_message.as_deref().filter(|m| !m.is_empty()) {
+                Some(err) if status == "init" || status == "stop" => Step::Stalled {
+                    reason: "PrecheckFailed",
+                    message: format!("DBS precheck of plan {id} failed: {err}"),
+                },
+                _ => Step::Start,
+            }
+        }
+    }
+}
+
+/// The first Modify* call the plan needs, in the order name, strategy, storage, source.
+fn modification(facts: &Facts<'_>, id: &str, d: &BackupPlanDetail) -> Option<Modification> {
+    let spec = facts.spec;
+    if !d.backup_plan_name.is_empty() && d.backup_plan_name != facts.plan_name {
+        return Some(Modification::Name(facts.plan_name.to_owned()));
+    }
+    if let Some(schedule) = &spec.schedule {
+        let want: BTreeSet<String> = schedule
+            .weekdays
+            .iter()
+            .map(|w| api_value(w).to_lowercase())
+            .collect();
+        let have: BTreeSet<String> = d
+            .backup_period
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let start = d
+            .backup_start_time
+            .as_deref()
+            .map(|t| t.trim_end_matches('Z'));
+        let interval_changed = spec.backup_log_interval_seconds.is_some()
+            && spec.backup_log_interval_seconds != facts.applied_backup_log_interval_seconds;
+        if want != have || start != Some(schedule.start_time.as_str()) || interval_changed {
+            return Some(Modification::Strategy(ModifyBackupStrategy {
+                backup_plan_id: id.to_owned(),
+                backup_period: backup_period(spec).unwrap_or_default(),
+                backup_start_time: Some(schedule.start_time.clone()),
+                backup_strategy_type: Some("simple".into()),
+                backup_log_interval_seconds: spec.backup_log_interval_seconds,
+            }));
+        }
+    }
+    if let Some(r) = &spec.retention {
+        let differs = |have: Option<i32>, want: i32| have.is_some_and(|h| h != want);
+        if differs(d.backup_retention_period, r.backup_retention_days)
+            || differs(
+                d.duplication_infrequent_access_period,
+                r.infrequent_access_days,
+            )
+            || differs(d.duplication_archive_period, r.archive_days)
+        {
+            return Some(Modification::Storage(ModifyStorageStrategy {
+                backup_plan_id: id.to_owned(),
+                backup_retention_period: r.backup_retention_days,
+                duplication_infrequent_access_period: r.infrequent_access_days,
+                duplication_archive_period: r.archive_days,
+            }));
+        }
+    }
+    if source_differs(spec, d) {
+        return Some(Modification::SourceEndpoint(SourceEndpointChange::Drift));
+    }
+    if facts.current_password_version.is_some()
+        && facts.current_password_version != facts.applied_password_version
+    {
+        return Some(Modification::SourceEndpoint(
+            SourceEndpointChange::PasswordRotated,
+        ));
+    }
+    None
+}
+
+/// Whether the source endpoint or the backup objects DBS reports differ from the spec. Fields
+/// DBS does not report are not compared.
+fn source_differs(spec: &BackupPlanSpec, d: &BackupPlanDetail) -> bool {
+    let s = &spec.source;
+    let reported = |have: &Option<String>, want: &Option<String>| {
+        have.as_deref()
+            .filter(|h| !h.is_empty())
+            .is_some_and(|h| Some(h) != want.as_deref())
+    };
+    let type_differs = d
+        .source_endpoint_instance_type
+        .as_deref()
+        .is_some_and(|t| !t.eq_ignore_ascii_case(&api_value(&s.instance_type)));
+    let ip_port = match (&s.host, s.port) {
+        (Some(h), Some(p)) => Some(format!("{h}:{p}")),
+        _ => None,
+    };
+    let ip_port_differs = ip_port.is_some() && reported(&d.source_endpoint_ip_port, &ip_port);
+    let gateway_differs = d
+        .backup_gateway_id
+        .filter(|g| *g != 0)
+        .is_some_and(|g| Some(g) != s.backup_gateway_id);
+    // A reported empty string is a plan without objects (every database), which differs from
+    // a spec naming some.
+    let objects_differ = !spec.backup_objects.is_empty()
+        && d.backup_objects.as_deref().is_some_and(|o| {
+            let have = if o.trim().is_empty() {
+                Some(Value::Array(Vec::new()))
+            } else {
+                serde_json::from_str::<Value>(o).ok()
+            };
+            have != Some(backup_objects_value(&spec.backup_objects))
+        });
+    type_differs
+        || ip_port_differs
+        || gateway_differs
+        || objects_differ
+        || reported(&d.source_endpoint_instance_id, &s.instance_id)
+        || reported(&d.source_endpoint_region, &s.region)
+        || reported(&d.source_endpoint_database_name, &s.database_name)
+        || reported(&d.source_endpoint_user_name, &s.user_name)
+        || reported(&d.source_endpoint_oracle_sid, &s.oracle_sid)
+}
+
+/// What deletion does, before any credentials are resolved. `client_token` is the status'
+/// ClientToken, present once a CreateBackupPlan has been sent.
+pub fn cleanup(
+    spec: &BackupPlanSpec,
+    paused: bool,
+    backup_plan_id: Option<&str>,
+    client_token: Option<&str>,
+) -> Cleanup {
+    let Some(id) = backup_plan_id else {
+        return match client_token {
+            None => Cleanup::Forget {
+                warning: false,
+                reason: "NothingToRelease",
+                message: "no backup plan was created for this object; nothing to release".into(),
+            },
+            // Repeating the create of a Subscription plan would buy one: never do that.
+            Some(token) if paused || spec.pay_type == PayType::Subscription => Cleanup::Forget {
+                warning: true,
+                reason: "PlanMayRemain",
+                message: format!(
+                    "CreateBackupPlan was sent with ClientToken {token} but its answer was never \
+                     recorded; a plan may remain at DBS: check the DBS console"
+                ),
+            },
+            Some(_) if spec.deletion_policy == DeletionPolicy::Retain => Cleanup::Forget {
+                warning: false,
+                reason: "PlanRetained",
+                message: "deletionPolicy Retain: any plan created for this object is left at DBS"
+                    .into(),
+            },
+            Some(token) => Cleanup::RecoverThenRelease(token.to_owned()),
+        };
+    };
+    if paused {
+        return Cleanup::Forget {
+            warning: true,
+            reason: "DeletedWhilePaused",
+            message: format!(
+                "object is paused: finalizer removed without cloud calls; backup plan {id} remains at DBS"
+            ),
+        };
+    }
+    if spec.deletion_policy == DeletionPolicy::Retain {
+        return Cleanup::Forget {
+            warning: false,
+            reason: "PlanRetained",
+            message: format!("deletionPolicy Retain: backup plan {id} is left at DBS"),
+        };
+    }
+    match spec.pay_type {
+        PayType::PayAsYouGo => Cleanup::Release(id.to_owned()),
+        PayType::Subscription => Cleanup::StopSubscription(id.to_owned()),
+    }
+}
+
+/// Whether a deletion that keeps failing for want of credentials (or because DBS rejects the
+/// call) has waited long enough to give up and drop the finalizer.
+pub fn give_up_cleanup(
+    deletion_requested: Option<Timestamp>,
+    now: Timestamp,
+    timeout: Duration,
+) -> bool {
+    deletion_requested.is_some_and(|t| now.duration_since(t).as_secs_f64() >= timeout.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,573 @@
+//! Table tests of the pure decisions.
+
+use super::*;
+use crate::crd::{
+    BackupMethod, BackupSchedule, BackupSource, DatabaseType, InstanceClass, Retention,
+    SubscriptionPeriod, Weekday,
+};
+
+fn ts(s: i64) -> Timestamp {
+    Timestamp::from_second(s).expect("valid timestamp")
+}
+
+fn spec() -> BackupPlanSpec {
+    BackupPlanSpec {
+        region: "cn-hangzhou".into(),
+        database_type: DatabaseType::MySQL,
+        instance_class: InstanceClass::Micro,
+        backup_method: BackupMethod::Logical,
+        pay_type: PayType::PayAsYouGo,
+        period: None,
+        used_time: None,
+        source: BackupSource {
+            instance_type: SourceInstanceType::RDS,
+            region: Some("cn-shanghai".into()),
+            instance_id: Some("rm-abc".into()),
+            host: None,
+            port: None,
+            database_name: None,
+            user_name: Some("backup".into()),
+            password_secret_ref: None,
+            oracle_sid: None,
+            backup_gateway_id: None,
+        },
+        backup_objects: vec![],
+        schedule: Some(BackupSchedule {
+            weekdays: vec![Weekday::Thursday, Weekday::Monday],
+            start_time: "14:22".into(),
+        }),
+        retention: None,
+        storage: None,
+        enable_backup_log: false,
+        backup_log_interval_seconds: None,
+        plan_name: None,
+        deletion_policy: DeletionPolicy::Delete,
+        credentials_ref: None,
+        backup_plan_id: None,
+    }
+}
+
+fn running() -> BackupPlanDetail {
+    BackupPlanDetail {
+        backup_plan_id: "dbsabc123".into(),
+        backup_plan_name: "ns-bp".into(),
+        backup_plan_status: "running".into(),
+        backup_period: Some("Monday,Thursday".into()),
+        backup_start_time: Some("14:22".into()),
+        source_endpoint_instance_type: Some("RDS".into()),
+        source_endpoint_instance_id: Some("rm-abc".into()),
+        source_endpoint_region: Some("cn-shanghai".into()),
+        source_endpoint_user_name: Some("backup".into()),
+        ..Default::default()
+    }
+}
+
+fn with_status(status: &str) -> Observation {
+    Observation::Found(Box::new(BackupPlanDetail {
+        backup_plan_status: status.into(),
+        ..running()
+    }))
+}
+
+fn facts<'a>(spec: &'a BackupPlanSpec, observed: Option<&'a Observation>) -> Facts<'a> {
+    Facts {
+        spec,
+        plan_name: "ns-bp",
+        paused: false,
+        backup_plan_id: Some("dbsabc123"),
+        created_at: Some(ts(100)),
+        observed,
+        applied_password_version: None,
+        current_password_version: None,
+        applied_backup_log_interval_seconds: None,
+        configure_delay: Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn client_token_is_deterministic_ascii_and_short() {
+    let uid = "0b6f1f3e-6c1a-4c55-9c7e-2f3b8c1d9e0a";
+    assert_eq!(client_token(uid), client_token(uid));
+    assert_eq!(client_token(uid), format!("bp-{uid}"));
+    let long = client_token(&"x".repeat(200));
+    assert!(long.len() <= 64 && long.is_ascii());
+}
+
+#[test]
+fn pay_as_you_go_create_maps_regions_and_instance_type() {
+    let req = create_request(&spec(), "tok");
+    assert_eq!(req.pay_type, "postpay");
+    assert_eq!(req.database_region.as_deref(), Some("cn-shanghai"));
+    assert_eq!(req.storage_region.as_deref(), Some("cn-hangzhou"));
+    assert_eq!(req.instance_type.as_deref(), Some("RDS"));
+    assert_eq!(
+        (
+            req.instance_class.as_str(),
+            req.database_type.as_str(),
+            req.backup_method.as_str()
+        ),
+        ("micro", "MySQL", "logical")
+    );
+    assert_eq!(req.client_token.as_deref(), Some("tok"));
+    let mut other = spec();
+    other.source.instance_type = SourceInstanceType::ECS;
+    other.source.region = None;
+    let req = create_request(&other, "tok");
+    assert_eq!(req.instance_type.as_deref(), Some("Other"));
+    assert_eq!(req.database_region.as_deref(), Some("cn-hangzhou"));
+}
+
+#[test]
+fn subscription_create_sends_prepay_with_period() {
+    let mut s = spec();
+    s.pay_type = PayType::Subscription;
+    s.period = Some(SubscriptionPeriod::Month);
+    s.used_time = Some(3);
+    let req = create_request(&s, "tok");
+    assert_eq!(req.pay_type, "prepay");
+    assert_eq!(req.period.as_deref(), Some("Month"));
+    assert_eq!(req.used_time, Some(3));
+    assert_eq!(req.database_region, None);
+}
+
+#[test]
+fn configure_maps_schedule_objects_storage_and_retention() {
+    let mut s = spec();
+    s.backup_objects = vec![BackupObject {
+        database_name: "app".into(),
+        schema_name: Some("public".into()),
+        table_includes: vec!["orders".into()],
+        table_excludes: vec!["tmp".into()],
+    }];
+    s.retention = Some(Retention::default());
+    let req = configure_request(&s, "dbsabc123", "ns-bp", Some("pw".into()));
+    assert_eq!(req.backup_strategy_type.as_deref(), Some("simple"));
+    assert_eq!(req.backup_period.as_deref(), Some("Monday,Thursday"));
+    assert_eq!(req.backup_start_time.as_deref(), Some("14:22"));
+    assert_eq!(req.backup_storage_type.as_deref(), Some("system"));
+    assert_eq!(req.backup_retention_period, Some(730));
+    assert_eq!(req.source.password.as_deref(), Some("pw"));
+    assert_eq!(
+        req.backup_objects.as_deref(),
+        Some(
+            r#"[{"DBName":"app","SchemaName":"public","TableExcludes":[{"TableName":"tmp"}],"TableIncludes":[{"TableName":"orders"}]}]"#
+        )
+    );
+    s.schedule = None;
+    let req = configure_request(&s, "dbsabc123", "ns-bp", None);
+    assert_eq!(req.backup_strategy_type.as_deref(), Some("manual"));
+    assert_eq!(req.backup_period, None);
+}
+
+#[test]
+fn decision_table() {
+    let s = spec();
+    let wait = with_status("wait");
+    let init = with_status("init");
+    let paused_plan = with_status("pause");
+    let ready = with_status("running");
+    let missing = Observation::Missing;
+    let locked = with_status("locked");
+    let drifted = Observation::Found(Box::new(BackupPlanDetail {
+        backup_period: Some("Monday".into()),
+        ..running()
+    }));
+    let renamed = Observation::Found(Box::new(BackupPlanDetail {
+        backup_plan_name: "other".into(),
+        ..running()
+    }));
+    let precheck = Observation::Found(Box::new(BackupPlanDetail {
+        backup_plan_status: "init".into(),
+        err_message: Some("can not connect".into()),
+        ..running()
+    }));
+    let moved = Observation::Found(Box::new(BackupPlanDetail {
+        source_endpoint_instance_id: Some("rm-old".into()),
+        ..running()
+    }));
+    let lower_case = Observation::Found(Box::new(BackupPlanDetail {
+        source_endpoint_instance_type: Some("rds".into()),
+        backup_period: Some("THURSDAY,MONDAY".into()),
+        ..running()
+    }));
+
+    type Case<'a> = (&'a str, Facts<'a>, Timestamp, fn(&Step) -> bool);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "no plan id creates",
+            Facts {
+                backup_plan_id: None,
+                ..facts(&s, None)
+            },
+            ts(0),
+            |x| *x == Step::Create,
+        ),
+        ("known id is observed first", facts(&s, None), ts(0), |x| {
+            *x == Step::Observe
+        }),
+        (
+            "configure waits five seconds after create",
+            facts(&s, Some(&wait)),
+            ts(102),
+            |x| *x == Step::WaitToConfigure(Duration::from_secs(3)),
+        ),
+        (
+            "configure once five seconds passed",
+            facts(&s, Some(&wait)),
+            ts(105),
+            |x| *x == Step::Configure,
+        ),
+        (
+            "adopted unconfigured plan configures at once",
+            Facts {
+                created_at: None,
+                ..facts(&s, Some(&wait))
+            },
+            ts(0),
+            |x| *x == Step::Configure,
+        ),
+        (
+            "configured plan starts",
+            facts(&s, Some(&init)),
+            ts(200),
+            |x| *x == Step::Start,
+        ),
+        (
+            "plan paused out of band starts again",
+            facts(&s, Some(&paused_plan)),
+            ts(200),
+            |x| *x == Step::Start,
+        ),
+        (
+            "running matching plan is ready",
+            facts(&s, Some(&ready)),
+            ts(200),
+            |x| *x == Step::Ready,
+        ),
+        (
+            "lower-case type and upper-case weekdays are no drift",
+            facts(&s, Some(&lower_case)),
+            ts(200),
+            |x| *x == Step::Ready,
+        ),
+        (
+            "missing plan stalls without create",
+            facts(&s, Some(&missing)),
+            ts(200),
+            |x| {
+                matches!(
+                    x,
+                    Step::Stalled {
+                        reason: "CloudPlanMissing",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "locked plan stalls",
+            facts(&s, Some(&locked)),
+            ts(200),
+            |x| {
+                matches!(
+                    x,
+                    Step::Stalled {
+                        reason: "CloudPlanLocked",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "schedule drift modifies strategy",
+            facts(&s, Some(&drifted)),
+            ts(200),
+            |x| matches!(x, Step::Modify(Modification::Strategy(m)) if m.backup_period == "Monday,Thursday" && m.backup_strategy_type.as_deref() == Some("simple")),
+        ),
+        (
+            "name drift renames",
+            facts(&s, Some(&renamed)),
+            ts(200),
+            |x| *x == Step::Modify(Modification::Name("ns-bp".into())),
+        ),
+        (
+            "source drift modifies endpoint",
+            facts(&s, Some(&moved)),
+            ts(200),
+            |x| *x == Step::Modify(Modification::SourceEndpoint(SourceEndpointChange::Drift)),
+        ),
+        (
+            "rotated password is re-applied",
+            Facts {
+                applied_password_version: Some("u:1"),
+                current_password_version: Some("u:2"),
+                ..facts(&s, Some(&ready))
+            },
+            ts(200),
+            |x| {
+                *x == Step::Modify(Modification::SourceEndpoint(
+                    SourceEndpointChange::PasswordRotated,
+                ))
+            },
+        ),
+        (
+            "same password version is no change",
+            Facts {
+                applied_password_version: Some("u:1"),
+                current_password_version: Some("u:1"),
+                ..facts(&s, Some(&ready))
+            },
+            ts(200),
+            |x| *x == Step::Ready,
+        ),
+        (
+            "failed precheck stalls instead of restarting forever",
+            facts(&s, Some(&precheck)),
+            ts(200),
+            |x| {
+                matches!(
+                    x,
+                    Step::Stalled {
+                        reason: "PrecheckFailed",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "paused object makes no call",
+            Facts {
+                paused: true,
+                ..facts(&s, None)
+            },
+            ts(0),
+            |x| *x == Step::Paused,
+        ),
+        (
+            "paused object without plan makes no call",
+            Facts {
+                paused: true,
+                backup_plan_id: None,
+                ..facts(&s, None)
+            },
+            ts(0),
+            |x| *x == Step::Paused,
+        ),
+    ];
+    for (name, f, now, check) in cases {
+        let step = decide(&f, now);
+        assert!(check(&step), "{name}: got {step:?}");
+    }
+}
+
+#[test]
+fn invalid_spec_stalls_before_any_call() {
+    let mut s = spec();
+    s.backup_objects = vec![BackupObject {
+        database_name: "app".into(),
+        schema_name: None,
+        table_includes: vec![" ".into()],
+        table_excludes: vec![],
+    }];
+    let f = Facts {
+        backup_plan_id: None,
+        ..facts(&s, None)
+    };
+    assert!(matches!(
+        decide(&f, ts(0)),
+        Step::Stalled {
+            reason: "InvalidSpec",
+            ..
+        }
+    ));
+    let long = "n".repeat(70);
+    let plain = spec();
+    let f = Facts {
+        backup_plan_id: None,
+        plan_name: &long,
+        ..facts(&plain, None)
+    };
+    assert!(
+        matches!(decide(&f, ts(0)), Step::Stalled { reason: "InvalidSpec", message } if message.contains("spec.planName"))
+    );
+}
+
+#[test]
+fn retention_drift_modifies_storage() {
+    let mut s = spec();
+    s.retention = Some(Retention {
+        backup_retention_days: 30,
+        infrequent_access_days: 10,
+        archive_days: 20,
+    });
+    let obs = Observation::Found(Box::new(BackupPlanDetail {
+        backup_retention_period: Some(730),
+        ..running()
+    }));
+    let step = decide(&facts(&s, Some(&obs)), ts(200));
+    assert!(
+        matches!(step, Step::Modify(Modification::Storage(m)) if m.backup_retention_period == 30 && m.duplication_archive_period == 20)
+    );
+}
+
+#[test]
+fn source_endpoint_change_always_sends_backup_objects() {
+    let s = spec();
+    let req = source_endpoint_request(
+        &s,
+        "dbsabc123",
+        Some("pw".into()),
+        Some(r#"[{"DBName":"app"}]"#),
+    );
+    assert_eq!(req.backup_objects.as_deref(), Some(r#"[{"DBName":"app"}]"#));
+    assert_eq!(req.source.password.as_deref(), Some("pw"));
+    let req = source_endpoint_request(&s, "dbsabc123", None, None);
+    assert_eq!(req.backup_objects.as_deref(), Some("[]"));
+    let mut agent = spec();
+    agent.source.instance_type = SourceInstanceType::Agent;
+    assert_eq!(
+        source_endpoint_request(&agent, "dbsabc123", None, None).backup_objects,
+        None
+    );
+}
+
+#[test]
+fn cleanup_table() {
+    let mut s = spec();
+    assert_eq!(
+        cleanup(&s, false, Some("dbsabc123"), Some("bp-uid")),
+        Cleanup::Release("dbsabc123".into())
+    );
+    assert!(matches!(
+        cleanup(&s, true, Some("dbsabc123"), Some("bp-uid")),
+        Cleanup::Forget {
+            reason: "DeletedWhilePaused",
+            warning: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        cleanup(&s, false, None, None),
+        Cleanup::Forget {
+            reason: "NothingToRelease",
+            ..
+        }
+    ));
+    s.deletion_policy = DeletionPolicy::Retain;
+    assert!(matches!(
+        cleanup(&s, false, Some("dbsabc123"), Some("bp-uid")),
+        Cleanup::Forget {
+            reason: "PlanRetained",
+            warning: false,
+            ..
+        }
+    ));
+    s.deletion_policy = DeletionPolicy::Delete;
+    s.pay_type = PayType::Subscription;
+    assert_eq!(
+        cleanup(&s, false, Some("dbsabc123"), Some("bp-uid")),
+        Cleanup::StopSubscription("dbsabc123".into())
+    );
+}
+
+#[test]
+fn cleanup_recovers_a_plan_whose_create_answer_was_lost() {
+    let mut s = spec();
+    assert_eq!(
+        cleanup(&s, false, None, Some("bp-uid")),
+        Cleanup::RecoverThenRelease("bp-uid".into()),
+        "the same ClientToken finds the plan created before; then it is released"
+    );
+    assert!(matches!(
+        cleanup(&s, true, None, Some("bp-uid")),
+        Cleanup::Forget {
+            reason: "PlanMayRemain",
+            warning: true,
+            ..
+        }
+    ));
+    s.deletion_policy = DeletionPolicy::Retain;
+    assert!(matches!(
+        cleanup(&s, false, None, Some("bp-uid")),
+        Cleanup::Forget {
+            reason: "PlanRetained",
+            ..
+        }
+    ));
+    s.deletion_policy = DeletionPolicy::Delete;
+    s.pay_type = PayType::Subscription;
+    assert!(
+        matches!(
+            cleanup(&s, false, None, Some("bp-uid")),
+            Cleanup::Forget {
+                reason: "PlanMayRemain",
+                warning: true,
+                ..
+            }
+        ),
+        "never repeat the create of a Subscription plan: it would buy one"
+    );
+}
+
+#[test]
+fn cleanup_gives_up_only_after_the_timeout() {
+    let timeout = Duration::from_secs(600);
+    assert!(!give_up_cleanup(None, ts(10_000), timeout));
+    assert!(!give_up_cleanup(Some(ts(1000)), ts(1599), timeout));
+    assert!(give_up_cleanup(Some(ts(1000)), ts(1600), timeout));
+}
+
+#[test]
+fn log_interval_change_modifies_strategy_once() {
+    let mut s = spec();
+    s.backup_method = BackupMethod::Physical;
+    s.backup_log_interval_seconds = Some(600);
+    let ready = with_status("running");
+    let now = ts(1_000);
+    let changed = Facts {
+        applied_backup_log_interval_seconds: Some(300),
+        ..facts(&s, Some(&ready))
+    };
+    match decide(&changed, now) {
+        Step::Modify(Modification::Strategy(req)) => {
+            assert_eq!(req.backup_log_interval_seconds, Some(600));
+            assert_eq!(req.backup_period, "Monday,Thursday");
+        }
+        other => panic!("expected ModifyBackupStrategy, got {other:?}"),
+    }
+    let applied = Facts {
+        applied_backup_log_interval_seconds: Some(600),
+        ..facts(&s, Some(&ready))
+    };
+    assert_eq!(decide(&applied, now), Step::Ready);
+    s.backup_log_interval_seconds = None;
+    assert_eq!(decide(&facts(&s, Some(&ready)), now), Step::Ready);
+}
+
+#[test]
+fn objects_added_to_a_plan_without_objects_modify_the_source_endpoint() {
+    let mut s = spec();
+    s.backup_objects = vec![BackupObject {
+        database_name: "app".into(),
+        schema_name: None,
+        table_includes: vec![],
+        table_excludes: vec![],
+    }];
+    let described = |objects: Option<&str>| {
+        Observation::Found(Box::new(BackupPlanDetail {
+            backup_objects: objects.map(str::to_owned),
+            ..running()
+        }))
+    };
+    let now = ts(1_000);
+    let everything = described(Some(""));
+    assert_eq!(
+        decide(&facts(&s, Some(&everything)), now),
+        Step::Modify(Modification::SourceEndpoint(SourceEndpointChange::Drift)),
+        "DBS describes a plan without objects as an empty string"
+    );
+    let same = described(Some(r#"[{"DBName":"app"}]"#));
+    assert_eq!(decide(&facts(&s, Some(&same)), now), Step::Ready);
+    let unreported = described(None);
+    assert_eq!(decide(&facts(&s, Some(&unreported)), now), Step::Ready);
+}

@@ -1,0 +1,538 @@
+//! The plan inventory: one batched `DescribeBackupPlanList` sweep (pages of 100) per
+//! (access key id, region) and resync period feeds the status of every object, instead of one
+//! describe per object. A plan the controller has just changed is read once by id.
+//!
+//! Sweeps are lazy: the first reconcile that needs a plan of a stale (key, region) runs the
+//! sweep while the others of that key wait for it and then read the cache. There is therefore
+//! no background task to start or stop.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use tokio::time::Instant;
+
+use super::decide::Observation;
+use crate::cloud::dbs::{BackupPlanDetail, DescribeBackupPlanList};
+use crate::cloud::{CloudError, DbsApi, Scope};
+
+/// Largest page `DescribeBackupPlanList` serves.
+const PAGE_SIZE: u32 = 100;
+/// A sweep stops after this many pages even if DBS reports more.
+const MAX_PAGES: u32 = 1000;
+/// A (key, region) cache unused for this many sweep periods is dropped: temporary (STS) keys
+/// rotate, and each new key id starts a cache of its own.
+const IDLE_SWEEP_PERIODS: u32 = 3;
+
+/// Whose plans a sweep lists: an account in a region.
+type SweepKey = (String, String);
+
+/// A plan as last seen, and when.
+#[derive(Clone, Debug)]
+pub struct Sighting {
+    /// `Found` or `Missing`.
+    pub observation: Observation,
+    /// When DBS described it (the status' `lastSyncTime`).
+    pub observed_at: Timestamp,
+    seen: Instant,
+}
+
+#[derive(Default)]
+struct RegionPlans {
+    last_sweep: Option<Instant>,
+    last_used: Option<Instant>,
+    /// When the last sweep failed, and why.
+    failed_sweep: Option<(Instant, CloudError)>,
+    plans: HashMap<String, Sighting>,
+}
+
+#[derive(Default)]
+struct Region {
+    sweeping: tokio::sync::Mutex<()>,
+    plans: Mutex<RegionPlans>,
+}
+
+/// Shared cache of every plan the controller's accounts own, per region.
+#[derive(Default)]
+pub struct PlanInventory {
+    regions: Mutex<HashMap<SweepKey, Arc<Region>>>,
+    changed: Mutex<HashSet<String>>,
+}
+
+impl PlanInventory {
+    /// Marks a plan as changed by the controller: its next observation reads it by id.
+    pub fn mark_changed(&self, backup_plan_id: &str) {
+        lock(&self.changed).insert(backup_plan_id.to_owned());
+    }
+
+    /// Drops what is known of a plan (after its release).
+    pub fn forget(&self, backup_plan_id: &str) {
+        lock(&self.changed).remove(backup_plan_id);
+        for region in lock(&self.regions).values() {
+            lock(&region.plans).plans.remove(backup_plan_id);
+        }
+    }
+
+    /// The plan as DBS has it: from a sweep at most `max_age` old, or read by id when the
+    /// controller just changed it or the sweep did not list it (a plan absent from both is
+    /// `Missing`).
+    pub async fn observe(
+        &self,
+        dbs: &dyn DbsApi,
+        scope: &Scope,
+        backup_plan_id: &str,
+        max_age: Duration,
+    ) -> Result<Sighting, CloudError> {
+        let region = self.region(scope, max_age);
+        let changed = lock(&self.changed).remove(backup_plan_id);
+        if !changed {
+            if let Some(s) = fresh(&region, backup_plan_id, max_age) {
+                return Ok(s);
+            }
+            let arrived = Instant::now();
+            let _sweeping = region.sweeping.lock().await;
+            let (stale, failed) = {
+                let plans = lock(&region.plans);
+                let failed = plans
+                    .failed_sweep
+                    .as_ref()
+                    .filter(|(at, _)| *at > arrived)
+                    .map(|(_, e)| copy(e));
+                (
+                    plans.last_sweep.is_none_or(|t| t.elapsed() >= max_age),
+                    failed,
+                )
+            };
+            if stale {
+                // Reconciles that waited for a sweep that failed share its error instead of
+                // each repeating the whole listing (10,000 objects would mean 10,000 sweeps).
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                if let Err(e) = sweep(dbs, scope, &region).await {
+                    lock(&region.plans).failed_sweep = Some((Instant::now(), copy(&e)));
+                    return Err(e);
+                }
+            }
+            if let Some(s) = fresh(&region, backup_plan_id, max_age) {
+                return Ok(s);
+            }
+        }
+        let result = describe_one(dbs, scope, backup_plan_id).await;
+        if result.is_err() && changed {
+            self.mark_changed(backup_plan_id);
+        }
+        let sighting = Sighting {
+            observation: result?,
+            observed_at: Timestamp::now(),
+            seen: Instant::now(),
+        };
+        lock(&region.plans)
+            .plans
+            .insert(backup_plan_id.to_owned(), sighting.clone());
+        Ok(sighting)
+    }
+
+    /// The cache of the scope's (key, region); drops the caches of keys no longer used.
+    fn region(&self, scope: &Scope, max_age: Duration) -> Arc<Region> {
+        let key = (
+            scope.credentials.access_key_id.clone(),
+            scope.region.clone(),
+        );
+        let idle = max_age.saturating_mul(IDLE_SWEEP_PERIODS);
+        let mut regions = lock(&self.regions);
+        regions.retain(|k, r| {
+            *k == key || lock(&r.plans).last_used.is_none_or(|t| t.elapsed() < idle)
+        });
+        let region = regions.entry(key).or_default().clone();
+        lock(&region.plans).last_used = Some(Instant::now());
+        region
+    }
+}
+
+/// A copy of a sweep's error for another reconcile that waited for that sweep.
+fn copy(e: &CloudError) -> CloudError {
+    CloudError {
+        kind: e.kind,
+        action: e.action,
+        code: e.code.clone(),
+        message: e.message.clone(),
+        request_id: e.request_id.clone(),
+        http_status: e.http_status,
+        retry_after: e.retry_after,
+    }
+}
+
+/// A sighting of `id` younger than `max_age`; a `Missing` one only counts when it comes from a
+/// describe by id, never from its mere absence in a sweep.
+fn fresh(region: &Region, id: &str, max_age: Duration) -> Option<Sighting> {
+    lock(&region.plans)
+        .plans
+        .get(id)
+        .filter(|s| s.seen.elapsed() < max_age)
+        .cloned()
+}
+
+/// Lists every page of plans of the scope's account and region into the cache.
+async fn sweep(dbs: &dyn DbsApi, scope: &Scope, region: &Region) -> Result<(), CloudError> {
+    let started = Instant::now();
+    let mut found: HashMap<String, Sighting> = HashMap::new();
+    let mut page_num = 0;
+    loop {
+        let req = DescribeBackupPlanList {
+            page_num,
+            page_size: PAGE_SIZE,
+            ..Default::default()
+        };
+        let page = dbs.describe_backup_plan_list(scope, &req).await?;
+        let now = Timestamp::now();
+        let empty = page.items.is_empty();
+        for detail in page.items {
+            let id = detail.backup_plan_id.clone();
+            found.insert(
+                id,
+                Sighting {
+                    observation: observation(detail),
+                    observed_at: now,
+                    seen: started,
+                },
+            );
+        }
+        page_num += 1;
+        if empty || page_num >= page.total_pages || page_num >= MAX_PAGES {
+            break;
+        }
+    }
+    tracing::debug!(region = %scope.region, plans = found.len(), "swept DBS backup plans");
+    let mut plans = lock(&region.plans);
+    // Plans absent from a complete sweep are dropped; a later observe confirms them by id.
+    plans.plans.retain(|_, s| s.seen > started);
+    // What a describe by id learnt while the sweep ran is newer than the sweep's pages.
+    for (id, sighting) in found {
+        plans.plans.entry(id).or_insert(sighting);
+    }
+    plans.last_sweep = Some(started);
+    Ok(())
+}
+
+/// `DescribeBackupPlanList` for one id. Not found: no item with that id, or `InvalidParameterValid`.
+async fn describe_one(
+    dbs: &dyn DbsApi,
+    scope: &Scope,
+    id: &str,
+) -> Result<Observation, CloudError> {
+    let req = DescribeBackupPlanList {
+        backup_plan_id: Some(id.to_owned()),
+        page_num: 0,
+        page_size: 10,
+        ..Default::default()
+    };
+    match dbs.describe_backup_plan_list(scope, &req).await {
+        Ok(page) => Ok(page
+            .items
+            .into_iter()
+            .find(|d| d.backup_plan_id == id)
+            .map_or(Observation::Missing, observation)),
+        Err(e) if e.is_not_found() || e.has_code("InvalidParameterValid") => {
+            Ok(Observation::Missing)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A released plan is as good as gone.
+fn observation(detail: BackupPlanDetail) -> Observation {
+    if detail.backup_plan_status == "released" {
+        Observation::Missing
+    } else {
+        Observation::Found(Box::new(detail))
+    }
+}
+
+/// Locks a std mutex, recovering from poisoning (the data is a cache: any state is usable).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::cloud::Credentials;
+    use crate::cloud::dbs::{
+        BackupPlanBilling, BackupPlanPage, ConfigureBackupPlan, CreateBackupPlan,
+        CreatedBackupPlan, ModifyBackupSourceEndpoint, ModifyBackupStrategy, ModifyOutcome,
+        ModifyStorageStrategy, StopMethod,
+    };
+
+    /// A DBS that only describes: one page per plan; a listing may be held at page 1.
+    #[derive(Default)]
+    struct Listing {
+        plans: Mutex<Vec<BackupPlanDetail>>,
+        hold_page_one: bool,
+        page_one_requested: Notify,
+        release_page_one: Notify,
+        lists: AtomicUsize,
+        fail_lists: bool,
+    }
+
+    impl Listing {
+        fn with(plans: &[(&str, &str)], hold_page_one: bool) -> Self {
+            let plans = plans
+                .iter()
+                .map(|(id, period)| BackupPlanDetail {
+                    backup_plan_id: (*id).into(),
+                    backup_plan_status: "running".into(),
+                    backup_period: Some((*period).into()),
+                    ..Default::default()
+                })
+                .collect();
+            Self {
+                plans: Mutex::new(plans),
+                hold_page_one,
+                ..Default::default()
+            }
+        }
+
+        fn set_period(&self, id: &str, period: &str) {
+            for p in lock(&self.plans)
+                .iter_mut()
+                .filter(|p| p.backup_plan_id == id)
+            {
+                p.backup_period = Some(period.into());
+            }
+        }
+    }
+
+    #[async_trait]
+    impl DbsApi for Listing {
+        async fn describe_backup_plan_list(
+            &self,
+            _: &Scope,
+            req: &DescribeBackupPlanList,
+        ) -> Result<BackupPlanPage, CloudError> {
+            if let Some(id) = &req.backup_plan_id {
+                let items = lock(&self.plans)
+                    .iter()
+                    .filter(|p| &p.backup_plan_id == id)
+                    .cloned()
+                    .collect();
+                return Ok(BackupPlanPage {
+                    total_pages: 1,
+                    items,
+                    ..Default::default()
+                });
+            }
+            self.lists.fetch_add(1, Ordering::SeqCst);
+            if self.fail_lists {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                return Err(CloudError {
+                    code: Some("Forbidden.RAM".into()),
+                    ..CloudError::local(
+                        "DescribeBackupPlanList",
+                        crate::cloud::ErrorKind::Terminal,
+                        "not allowed",
+                    )
+                });
+            }
+            // Page n holds plan n, as DBS had it when the page was requested.
+            let snapshot = lock(&self.plans).get(req.page_num as usize).cloned();
+            let total_pages = u32::try_from(lock(&self.plans).len()).unwrap_or(u32::MAX);
+            if req.page_num == 1 && self.hold_page_one {
+                self.page_one_requested.notify_one();
+                self.release_page_one.notified().await;
+            }
+            Ok(BackupPlanPage {
+                page_num: req.page_num,
+                total_pages,
+                items: snapshot.into_iter().collect(),
+                ..Default::default()
+            })
+        }
+        async fn create_backup_plan(
+            &self,
+            _: &Scope,
+            _: &CreateBackupPlan,
+        ) -> Result<CreatedBackupPlan, CloudError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn configure_backup_plan(
+            &self,
+            _: &Scope,
+            _: &ConfigureBackupPlan,
+        ) -> Result<(), CloudError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn start_backup_plan(
+            &self,
+            _: &Scope,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<(), CloudError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn stop_backup_plan(
+            &self,
+            _: &Scope,
+            _: &str,
+            _: StopMethod,
+        ) -> Result<(), CloudError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn modify_backup_strategy(
+            &self,
+            _: &Scope,
+            _: &ModifyBackupStrategy,
+        ) -> Result<ModifyOutcome, CloudError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn modify_storage_strategy(
+            &self,
+            _: &Scope,
+            _: &ModifyStorageStrategy,
+        ) -> Result<ModifyOutcome, CloudError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn modify_backup_source_endpoint(
+            &self,
+            _: &Scope,
+            _: &ModifyBackupSourceEndpoint,
+        ) -> Result<ModifyOutcome, CloudError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn modify_backup_plan_name(
+            &self,
+            _: &Scope,
+            _: &str,
+            _: &str,
+        ) -> Result<(), CloudError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn release_backup_plan(&self, _: &Scope, _: &str) -> Result<(), CloudError> {
+            unimplemented!("not used by the inventory")
+        }
+        async fn describe_backup_plan_billing(
+            &self,
+            _: &Scope,
+            _: &str,
+        ) -> Result<BackupPlanBilling, CloudError> {
+            unimplemented!("not used by the inventory")
+        }
+    }
+
+    fn scope(access_key_id: &str) -> Scope {
+        Scope {
+            credentials: Credentials::new(access_key_id, "secret"),
+            region: "cn-hangzhou".into(),
+        }
+    }
+
+    const MAX_AGE: Duration = Duration::from_secs(60);
+
+    fn period(s: &Sighting) -> Option<String> {
+        match &s.observation {
+            Observation::Found(d) => d.backup_period.clone(),
+            Observation::Missing => None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_in_flight_does_not_overwrite_a_newer_read_by_id() {
+        let dbs = Arc::new(Listing::with(
+            &[("dbsaaaa", "MONDAY"), ("dbsbbbb", "MONDAY")],
+            true,
+        ));
+        let inventory = Arc::new(PlanInventory::default());
+        // A reconcile of another object starts a sweep; it has read page 0 (plan a: Monday).
+        let sweeping = {
+            let (dbs, inventory) = (dbs.clone(), inventory.clone());
+            tokio::spawn(async move {
+                inventory
+                    .observe(&*dbs, &scope("ak"), "dbsbbbb", MAX_AGE)
+                    .await
+            })
+        };
+        dbs.page_one_requested.notified().await;
+        tokio::time::advance(Duration::from_millis(10)).await;
+        // Meanwhile the controller modifies plan a and reads it back by id.
+        dbs.set_period("dbsaaaa", "TUESDAY");
+        inventory.mark_changed("dbsaaaa");
+        let read = inventory
+            .observe(&*dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
+            .await
+            .expect("observe");
+        assert_eq!(period(&read).as_deref(), Some("TUESDAY"));
+        // The sweep finishes with its older page 0.
+        dbs.release_page_one.notify_one();
+        sweeping.await.expect("join").expect("sweep");
+
+        let next = inventory
+            .observe(&*dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
+            .await
+            .expect("observe");
+        assert_eq!(
+            period(&next).as_deref(),
+            Some("TUESDAY"),
+            "the sweep's older page replaced the newer read by id"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconciles_waiting_for_a_failed_sweep_share_its_error() {
+        let dbs = Arc::new(Listing {
+            fail_lists: true,
+            ..Listing::with(&[("dbsaaaa", "MONDAY")], false)
+        });
+        let inventory = Arc::new(PlanInventory::default());
+        let observers: Vec<_> = ["dbs0001", "dbs0002", "dbs0003", "dbs0004"]
+            .into_iter()
+            .map(|id| {
+                let (dbs, inventory) = (dbs.clone(), inventory.clone());
+                tokio::spawn(
+                    async move { inventory.observe(&*dbs, &scope("ak"), id, MAX_AGE).await },
+                )
+            })
+            .collect();
+        for o in observers {
+            let e = o.await.expect("join").expect_err("the sweep fails");
+            assert_eq!(e.code.as_deref(), Some("Forbidden.RAM"));
+        }
+        assert_eq!(
+            dbs.lists.load(Ordering::SeqCst),
+            1,
+            "one failed sweep, not one per object"
+        );
+
+        // A later reconcile tries again.
+        let again = inventory
+            .observe(&*dbs, &scope("ak"), "dbs0001", MAX_AGE)
+            .await;
+        assert!(again.is_err());
+        assert_eq!(dbs.lists.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn caches_of_rotated_keys_are_dropped() {
+        let dbs = Listing::with(&[("dbsaaaa", "MONDAY")], false);
+        let inventory = PlanInventory::default();
+        // Temporary credentials: every refresh brings a new access key id.
+        for key in ["STS.one", "STS.two", "STS.three", "STS.four"] {
+            inventory
+                .observe(&dbs, &scope(key), "dbsaaaa", MAX_AGE)
+                .await
+                .expect("observe");
+            tokio::time::advance(MAX_AGE * 4).await;
+        }
+        assert_eq!(dbs.lists.load(Ordering::SeqCst), 4, "one sweep per key");
+        assert_eq!(
+            lock(&inventory.regions).len(),
+            1,
+            "only the key in use keeps a cache"
+        );
+    }
+}

@@ -1,0 +1,365 @@
+//! Pure decisions of the RdsConnection controller: given the spec, what the status remembers and
+//! what RDS reports, what happens next. No I/O here; time is an argument.
+//!
+//! Which public endpoint is ours, in order:
+//! 1. the public endpoint whose prefix is `spec.connectionStringPrefix` (adoption: an endpoint
+//!    created out of band, or by us before a status write was lost, is taken over as is);
+//! 2. the public endpoint named by `status.connectionString` (the one we allocated or adopted;
+//!    after a prefix change in the spec it still carries the old prefix and is modified).
+//!
+//! A public endpoint that is neither is not ours: the controller never renames an endpoint it
+//! did not allocate or adopt, because whoever made it may be using it (and two objects naming
+//! the same instance would rename it back and forth). It stalls with `PublicEndpointExists`;
+//! setting the prefix to that endpoint's prefix adopts it, after which a prefix change is an
+//! ordinary `ModifyDBInstanceConnectionString`.
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::cloud::rds::{
+    AllocatePublicConnection, InstanceNetInfo, ModifyConnectionString, NetInfoEndpoint,
+};
+use crate::controller::conditions::READY;
+use crate::crd::{InstanceNetworkType, RdsConnectionSpec, RdsConnectionStatus};
+
+/// Shortest prefix `ModifyDBInstanceConnectionString` accepts (Allocate accepts 5).
+pub const MODIFY_MIN_PREFIX_LEN: usize = 8;
+
+/// `IPType` of a public endpoint in `DescribeDBInstanceNetInfo`.
+const PUBLIC: &str = "Public";
+
+/// What RDS reported about the instance in this reconcile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// `DBInstanceStatus` from `DescribeDBInstanceAttribute`.
+    pub instance_status: String,
+    /// Endpoints from `DescribeDBInstanceNetInfo`.
+    pub net_info: InstanceNetInfo,
+}
+
+impl Observed {
+    /// Only `Running` lets endpoint operations through; every other status is transitional.
+    pub fn is_running(&self) -> bool {
+        self.instance_status == "Running"
+    }
+}
+
+/// Why progress needs a change by the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StallReason {
+    /// The spec asks for something RDS cannot do.
+    InvalidSpec,
+    /// The instance has a public endpoint that is not ours.
+    PublicEndpointExists,
+    /// The prefix is in use by another instance.
+    ConnectionStringTaken,
+}
+
+impl StallReason {
+    /// CamelCase condition and Event reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidSpec => "InvalidSpec",
+            Self::PublicEndpointExists => "PublicEndpointExists",
+            Self::ConnectionStringTaken => "ConnectionStringTaken",
+        }
+    }
+}
+
+/// The one thing the controller does next for a live object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The endpoint matches the spec and the instance is `Running`: nothing to do.
+    Ready {
+        /// Our endpoint as RDS reports it.
+        endpoint: NetInfoEndpoint,
+    },
+    /// Something is due or in progress but the instance is not `Running`: look again later.
+    WaitForInstance {
+        /// Our endpoint, if it already exists.
+        endpoint: Option<NetInfoEndpoint>,
+    },
+    /// The instance has no endpoint of ours: allocate one.
+    Allocate(AllocatePublicConnection),
+    /// Our endpoint differs from the spec in prefix or ports: modify it.
+    Modify {
+        /// Our endpoint as RDS reports it.
+        endpoint: NetInfoEndpoint,
+        /// The modification to request.
+        request: ModifyConnectionString,
+    },
+    /// Nothing can be done until the user changes something.
+    Stall {
+        /// Condition reason.
+        reason: StallReason,
+        /// What the user should know and do.
+        message: String,
+    },
+}
+
+/// What to do for an object being deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Remove the finalizer without calling Alibaba Cloud; the endpoint stays.
+    Forget {
+        /// Event reason.
+        reason: &'static str,
+        /// Event note.
+        message: String,
+    },
+    /// Find our endpoint on the instance, then release it.
+    Release,
+}
+
+/// Checks the spec for mistakes the CRD schema cannot express. `Err` carries the message
+/// shown in the `Stalled` condition; no cloud call is made for such a spec.
+pub fn validate(spec: &RdsConnectionSpec) -> Result<(), String> {
+    let ports = [
+        ("port", Some(spec.port)),
+        ("babelfishPort", spec.babelfish_port),
+        ("pgBouncerPort", spec.pg_bouncer_port),
+    ];
+    for (i, (name_a, a)) in ports.iter().enumerate() {
+        for (name_b, b) in &ports[i + 1..] {
+            if a.is_some() && a == b {
+                return Err(format!(
+                    "{name_a} and {name_b} must differ, both are {}",
+                    a.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    if spec.connection_string_prefix.contains("--") {
+        return Err(format!(
+            "connectionStringPrefix {:?} must not contain consecutive hyphens",
+            spec.connection_string_prefix
+        ));
+    }
+    if let (Some(secret), Some(creds)) =
+        (&spec.write_connection_secret_to_ref, &spec.credentials_ref)
+        && secret.name == creds.name
+    {
+        return Err(format!(
+            "writeConnectionSecretToRef and credentialsRef both name Secret {:?}; the endpoint \
+             Secret would overwrite the credentials",
+            secret.name
+        ));
+    }
+    Ok(())
+}
+
+/// How long until the next look at the cloud is due, if the object is `Ready` for its current
+/// generation and was synced less than `resync_period` ago; `None` when RDS must be read now.
+pub fn fresh_for(
+    status: Option<&RdsConnectionStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+    resync_period: Duration,
+) -> Option<Duration> {
+    let status = status?;
+    let ready_for_this_generation = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True" && c.observed_generation == generation);
+    if !ready_for_this_generation {
+        return None;
+    }
+    let synced = status.last_sync_time.as_ref()?.0;
+    let age = Duration::try_from(now.duration_since(synced)).ok()?;
+    resync_period.checked_sub(age).filter(|d| !d.is_zero())
+}
+
+/// The prefix of a full connection string: the part before the first dot.
+pub fn prefix_of(connection_string: &str) -> &str {
+    connection_string
+        .split('.')
+        .next()
+        .unwrap_or(connection_string)
+}
+
+/// Our endpoint on the instance, per the module's ownership rule.
+pub fn our_endpoint<'a>(
+    spec: &RdsConnectionSpec,
+    managed: Option<&str>,
+    net_info: &'a InstanceNetInfo,
+) -> Option<&'a NetInfoEndpoint> {
+    net_info
+        .public_endpoint(&spec.connection_string_prefix)
+        .or_else(|| {
+            let managed = managed?;
+            net_info
+                .endpoints
+                .iter()
+                .find(|e| e.ip_type == PUBLIC && e.connection_string == managed)
+        })
+}
+
+/// Whether `endpoint` already is what the spec asks for. Optional ports are compared only
+/// when both the spec sets them and RDS reports them: a port RDS never echoes (an engine
+/// without Babelfish or PgBouncer) cannot be verified, and modifying it again on every
+/// reconcile would never converge.
+pub fn matches_spec(spec: &RdsConnectionSpec, endpoint: &NetInfoEndpoint) -> bool {
+    let optional_matches =
+        |want: Option<i32>, have: Option<i32>| want.is_none() || have.is_none() || want == have;
+    prefix_of(&endpoint.connection_string) == spec.connection_string_prefix
+        && endpoint.port == Some(spec.port)
+        && optional_matches(spec.babelfish_port, endpoint.babelfish_port)
+        && optional_matches(spec.pg_bouncer_port, endpoint.pg_bouncer_port)
+}
+
+/// The next step for a live object. `managed` is `status.connectionString`.
+pub fn next_step(spec: &RdsConnectionSpec, managed: Option<&str>, observed: &Observed) -> Step {
+    let running = observed.is_running();
+    match our_endpoint(spec, managed, &observed.net_info) {
+        Some(endpoint) if matches_spec(spec, endpoint) => {
+            if running {
+                Step::Ready {
+                    endpoint: endpoint.clone(),
+                }
+            } else {
+                Step::WaitForInstance {
+                    endpoint: Some(endpoint.clone()),
+                }
+            }
+        }
+        Some(endpoint) => {
+            let renames = prefix_of(&endpoint.connection_string) != spec.connection_string_prefix;
+            if renames && spec.connection_string_prefix.len() < MODIFY_MIN_PREFIX_LEN {
+                return Step::Stall {
+                    reason: StallReason::InvalidSpec,
+                    message: format!(
+                        "renaming {} needs a connectionStringPrefix of at least {MODIFY_MIN_PREFIX_LEN} \
+                         characters, {:?} has {}",
+                        endpoint.connection_string,
+                        spec.connection_string_prefix,
+                        spec.connection_string_prefix.len()
+                    ),
+                };
+            }
+            if !running {
+                return Step::WaitForInstance {
+                    endpoint: Some(endpoint.clone()),
+                };
+            }
+            Step::Modify {
+                endpoint: endpoint.clone(),
+                request: ModifyConnectionString {
+                    db_instance_id: spec.db_instance_id.clone(),
+                    current_connection_string: endpoint.connection_string.clone(),
+                    connection_string_prefix: spec.connection_string_prefix.clone(),
+                    port: spec.port,
+                    babelfish_port: spec.babelfish_port,
+                    pg_bouncer_port: spec.pg_bouncer_port,
+                },
+            }
+        }
+        // A busy instance may be half-way through our own change (an endpoint renamed but not
+        // yet reported under its new name): never judge foreign endpoints before it settles.
+        None if !running => Step::WaitForInstance { endpoint: None },
+        None => match observed
+            .net_info
+            .endpoints
+            .iter()
+            .find(|e| e.ip_type == PUBLIC)
+        {
+            Some(other) => Step::Stall {
+                reason: StallReason::PublicEndpointExists,
+                message: format!(
+                    "instance {} already has the public endpoint {}, which this object did not \
+                     create; set connectionStringPrefix to {:?} to adopt it, or release it",
+                    spec.db_instance_id,
+                    other.connection_string,
+                    prefix_of(&other.connection_string)
+                ),
+            },
+            None => Step::Allocate(AllocatePublicConnection {
+                db_instance_id: spec.db_instance_id.clone(),
+                connection_string_prefix: spec.connection_string_prefix.clone(),
+                port: spec.port,
+                babelfish_port: spec.babelfish_port,
+                pg_bouncer_port: spec.pg_bouncer_port,
+            }),
+        },
+    }
+}
+
+/// The next step after Allocate or Modify failed with `InvalidConnectionString.Duplicate`
+/// (HTTP 404, which does not mean "not found") and NetInfo was read again: if the endpoint now
+/// shows up on our instance it is ours (an earlier attempt succeeded) and is adopted; if the
+/// same call would be made again, the prefix belongs to another instance.
+pub fn after_duplicate(
+    spec: &RdsConnectionSpec,
+    managed: Option<&str>,
+    observed: &Observed,
+) -> Step {
+    match next_step(spec, managed, observed) {
+        Step::Allocate(_) | Step::Modify { .. } => Step::Stall {
+            reason: StallReason::ConnectionStringTaken,
+            message: format!(
+                "the endpoint prefix {:?} is already used by another RDS instance; choose another \
+                 connectionStringPrefix",
+                spec.connection_string_prefix
+            ),
+        },
+        step => step,
+    }
+}
+
+/// What to do for an object being deleted, before any cloud call.
+pub fn cleanup(spec: &RdsConnectionSpec, managed: Option<&str>, paused: bool) -> Cleanup {
+    let endpoint = managed.unwrap_or("the public endpoint");
+    if paused {
+        return Cleanup::Forget {
+            reason: "Paused",
+            message: format!(
+                "deleted while paused: finalizer removed without calling Alibaba Cloud; {endpoint} \
+                 of instance {} was left in place",
+                spec.db_instance_id
+            ),
+        };
+    }
+    if spec.deletion_policy == crate::crd::DeletionPolicy::Retain {
+        return Cleanup::Forget {
+            reason: "Retained",
+            message: format!(
+                "deletionPolicy Retain: {endpoint} of instance {} was left in place",
+                spec.db_instance_id
+            ),
+        };
+    }
+    Cleanup::Release
+}
+
+/// The endpoint to release on deletion: ours per the ownership rule, `None` when the instance
+/// has none (never allocated, or already released).
+pub fn endpoint_to_release<'a>(
+    spec: &RdsConnectionSpec,
+    managed: Option<&str>,
+    net_info: &'a InstanceNetInfo,
+) -> Option<&'a NetInfoEndpoint> {
+    our_endpoint(spec, managed, net_info)
+}
+
+/// `InstanceNetworkType` of the release call: the instance's network type as
+/// `DescribeDBInstanceNetInfo` reports it, else the spec's. RDS refuses a release naming the
+/// wrong type, so trusting a mistaken spec would leave the endpoint behind on every deletion.
+pub fn release_network_type(spec: &RdsConnectionSpec, net_info: &InstanceNetInfo) -> &'static str {
+    match net_info.instance_network_type.as_deref() {
+        Some(t) if t.eq_ignore_ascii_case("VPC") => InstanceNetworkType::VPC.api_value(),
+        Some(t) if t.eq_ignore_ascii_case("Classic") => InstanceNetworkType::Classic.api_value(),
+        _ => spec.instance_network_type.api_value(),
+    }
+}
+
+/// Whether a deletion that keeps failing for a reason only the user can fix has waited long
+/// enough: `timeout` after the deletion was requested.
+pub fn give_up_release(requested: Option<Timestamp>, now: Timestamp, timeout: Duration) -> bool {
+    let Some(requested) = requested else {
+        return false;
+    };
+    Duration::try_from(now.duration_since(requested)).is_ok_and(|waited| waited >= timeout)
+}
+
+#[cfg(test)]
+mod tests;

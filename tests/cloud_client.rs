@@ -1,0 +1,873 @@
+//! The Alibaba Cloud client over real HTTP against the in-process emulator: every typed call,
+//! every error class, retries, idempotency, client-side rate limiting, RRSA, and redaction.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alicloud_db_operator::cloud::dbs::{
+    ConfigureBackupPlan, CreateBackupPlan, DescribeBackupPlanList, ModifyBackupSourceEndpoint,
+    ModifyBackupStrategy, ModifyStorageStrategy, SourceEndpoint, StopMethod,
+};
+use alicloud_db_operator::cloud::rds::{AllocatePublicConnection, ModifyConnectionString};
+use alicloud_db_operator::cloud::{
+    AlibabaCloud, ClientConfig, CredentialProvider, Credentials, DbsApi, Endpoints, ErrorKind,
+    Quotas, RdsApi, RrsaConfig, Scope, SignatureVersion,
+};
+use alicloud_emulator::{Emulator, EmulatorConfig};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+const AK: &str = "LTAI5tEmulatorKey";
+const SECRET: &str = "emulator-secret-0123456789";
+const PASSWORD: &str = "db-Passw0rd-never-logged";
+const REGION: &str = "cn-hangzhou";
+const INSTANCE: &str = "rm-bp1test0001";
+const OTHER_INSTANCE: &str = "rm-bp1test0002";
+
+// ---------------------------------------------------------------- harness
+
+async fn start_emulator(tweak: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
+    let mut config = EmulatorConfig {
+        accounts: vec![(AK.into(), SECRET.into())],
+        rds_instances: vec![
+            (REGION.into(), INSTANCE.into()),
+            (REGION.into(), OTHER_INSTANCE.into()),
+        ],
+        configure_delay: Duration::from_millis(300),
+        instance_busy: Duration::from_millis(200),
+        ..EmulatorConfig::default()
+    };
+    tweak(&mut config);
+    Emulator::start(config).await.expect("emulator starts")
+}
+
+fn client_for(emu: &Emulator, tweak: impl FnOnce(&mut ClientConfig)) -> AlibabaCloud {
+    let mut config = ClientConfig {
+        endpoints: Endpoints::all(emu.url()),
+        timeout: Duration::from_secs(5),
+        base_backoff: Duration::from_millis(20),
+        ..ClientConfig::default()
+    };
+    tweak(&mut config);
+    AlibabaCloud::new(config).expect("client builds")
+}
+
+fn scope() -> Scope {
+    Scope {
+        credentials: Credentials::new(AK, SECRET),
+        region: REGION.into(),
+    }
+}
+
+fn postpay_plan(client_token: Option<&str>) -> CreateBackupPlan {
+    CreateBackupPlan {
+        instance_class: "micro".into(),
+        database_type: "MySQL".into(),
+        backup_method: "logical".into(),
+        pay_type: "postpay".into(),
+        database_region: Some(REGION.into()),
+        storage_region: Some(REGION.into()),
+        instance_type: Some("RDS".into()),
+        client_token: client_token.map(str::to_owned),
+        ..CreateBackupPlan::default()
+    }
+}
+
+fn rds_source() -> SourceEndpoint {
+    SourceEndpoint {
+        instance_type: "RDS".into(),
+        region: Some(REGION.into()),
+        instance_id: Some(INSTANCE.into()),
+        user_name: Some("backup".into()),
+        password: Some(PASSWORD.into()),
+        ..SourceEndpoint::default()
+    }
+}
+
+fn configure(plan_id: &str) -> ConfigureBackupPlan {
+    ConfigureBackupPlan {
+        backup_plan_id: plan_id.into(),
+        backup_plan_name: "orders".into(),
+        source: rds_source(),
+        backup_objects: Some(r#"[{"DBName":"orders"}]"#.into()),
+        backup_period: Some("Monday,Thursday".into()),
+        backup_start_time: Some("14:22".into()),
+        backup_strategy_type: Some("simple".into()),
+        backup_retention_period: Some(30),
+        ..ConfigureBackupPlan::default()
+    }
+}
+
+async fn admin(emu: &Emulator, method: reqwest::Method, path: &str, body: Value) {
+    let resp = reqwest::Client::new()
+        .request(method, format!("{}{path}", emu.url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("admin call");
+    assert!(
+        resp.status().is_success(),
+        "admin {path}: {}",
+        resp.status()
+    );
+}
+
+/// The emulator's call log entries for `action`.
+async fn calls(emu: &Emulator, action: &str) -> Vec<Value> {
+    let state = emu.state().await;
+    state["calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c["action"] == action)
+        .collect()
+}
+
+async fn outcomes(emu: &Emulator, action: &str) -> Vec<String> {
+    calls(emu, action)
+        .await
+        .iter()
+        .map(|c| c["outcome"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+async fn wait_running(client: &AlibabaCloud) {
+    for _ in 0..50 {
+        let attr = client
+            .describe_db_instance_attribute(&scope(), INSTANCE)
+            .await
+            .unwrap();
+        if attr.is_running() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("instance never became Running");
+}
+
+fn jwt(subject: &str, exp_offset_s: i64) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = chrono::Utc::now().timestamp();
+    let header = b64.encode(r#"{"alg":"RS256","kid":"test"}"#);
+    let payload = b64.encode(
+        json!({
+            "iss": "https://oidc-ack-cn-hangzhou.oss-cn-hangzhou.aliyuncs.com/c1",
+            "sub": subject,
+            "aud": "sts.aliyuncs.com",
+            "iat": now,
+            "exp": now + exp_offset_s,
+        })
+        .to_string(),
+    );
+    format!("{header}.{payload}.c2lnbmF0dXJl")
+}
+
+fn rrsa_config(token_file: &std::path::Path) -> RrsaConfig {
+    RrsaConfig {
+        role_arn: "acs:ram::1234567890123456:role/db-operator".into(),
+        oidc_provider_arn: "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1".into(),
+        token_file: token_file.to_owned(),
+        role_session_name: "alicloud-db-operator".into(),
+        duration: None,
+    }
+}
+
+// ---------------------------------------------------------------- DBS calls
+
+#[tokio::test]
+async fn every_dbs_call_round_trips_with_normalised_describe() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |_| {});
+    let s = scope();
+
+    let created = client
+        .create_backup_plan(&s, &postpay_plan(Some("tok-lifecycle")))
+        .await
+        .unwrap();
+    assert!(created.backup_plan_id.starts_with("dbs"), "{created:?}");
+    assert!(created.order_id.is_some());
+    let id = created.backup_plan_id;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    client
+        .configure_backup_plan(&s, &configure(&id))
+        .await
+        .unwrap();
+    client
+        .start_backup_plan(&s, &id, Some("tok-start"))
+        .await
+        .unwrap();
+
+    let page = client
+        .describe_backup_plan_list(
+            &s,
+            &DescribeBackupPlanList {
+                backup_plan_id: Some(id.clone()),
+                page_size: 10,
+                ..DescribeBackupPlanList::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total_elements, 1);
+    let plan = &page.items[0];
+    assert_eq!(plan.backup_plan_id, id);
+    assert_eq!(plan.backup_plan_name, "orders");
+    assert_eq!(plan.source_endpoint_instance_type.as_deref(), Some("RDS"));
+    assert_eq!(plan.backup_period.as_deref(), Some("Monday,Thursday"));
+    assert_eq!(plan.source_endpoint_instance_id.as_deref(), Some(INSTANCE));
+    assert_eq!(plan.backup_retention_period, Some(30));
+
+    let strategy = ModifyBackupStrategy {
+        backup_plan_id: id.clone(),
+        backup_period: "Tuesday".into(),
+        backup_start_time: Some("03:00".into()),
+        ..ModifyBackupStrategy::default()
+    };
+    client.modify_backup_strategy(&s, &strategy).await.unwrap();
+    let storage = ModifyStorageStrategy {
+        backup_plan_id: id.clone(),
+        backup_retention_period: 400,
+        duplication_infrequent_access_period: 180,
+        duplication_archive_period: 365,
+    };
+    client.modify_storage_strategy(&s, &storage).await.unwrap();
+    let source = ModifyBackupSourceEndpoint {
+        backup_plan_id: id.clone(),
+        source: rds_source(),
+        backup_objects: Some(r#"[{"DBName":"orders"}]"#.into()),
+    };
+    client
+        .modify_backup_source_endpoint(&s, &source)
+        .await
+        .unwrap();
+    client
+        .modify_backup_plan_name(&s, &id, "orders-renamed")
+        .await
+        .unwrap();
+
+    let billing = client.describe_backup_plan_billing(&s, &id).await.unwrap();
+    assert_eq!(billing.buy_charge_type, "POSTPAY");
+
+    let page = client
+        .describe_backup_plan_list(
+            &s,
+            &DescribeBackupPlanList {
+                backup_plan_id: Some(id.clone()),
+                page_size: 10,
+                ..DescribeBackupPlanList::default()
+            },
+        )
+        .await
+        .unwrap();
+    let plan = &page.items[0];
+    assert_eq!(plan.backup_plan_name, "orders-renamed");
+    assert_eq!(plan.backup_period.as_deref(), Some("Tuesday"));
+    assert_eq!(plan.backup_retention_period, Some(400));
+
+    client
+        .stop_backup_plan(&s, &id, StopMethod::All)
+        .await
+        .unwrap();
+    client.release_backup_plan(&s, &id).await.unwrap();
+    let err = client.release_backup_plan(&s, &id).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(err.has_code("InvalidJobId"));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn configure_waits_for_the_plan_after_create() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |c| c.max_attempts = 1);
+    let s = scope();
+    let id = client
+        .create_backup_plan(&s, &postpay_plan(None))
+        .await
+        .unwrap()
+        .backup_plan_id;
+    let err = client
+        .configure_backup_plan(&s, &configure(&id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Retryable, "{err}");
+    assert!(err.has_code("BackupPlanNotReady"), "{err}");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    client
+        .configure_backup_plan(&s, &configure(&id))
+        .await
+        .unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_same_client_token_creates_one_plan() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |_| {});
+    let req = postpay_plan(Some("uid-1234-create"));
+    let first = client.create_backup_plan(&scope(), &req).await.unwrap();
+    let second = client.create_backup_plan(&scope(), &req).await.unwrap();
+    assert_eq!(first.backup_plan_id, second.backup_plan_id);
+    let state = emu.state().await;
+    assert_eq!(
+        state["plans"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        state["plans"]
+    );
+    emu.shutdown().await;
+}
+
+// ---------------------------------------------------------------- RDS calls
+
+#[tokio::test]
+async fn every_rds_call_round_trips() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |_| {});
+    let s = scope();
+
+    let attr = client
+        .describe_db_instance_attribute(&s, INSTANCE)
+        .await
+        .unwrap();
+    assert_eq!(attr.db_instance_id, INSTANCE);
+    assert!(attr.is_running());
+
+    let allocate = AllocatePublicConnection {
+        db_instance_id: INSTANCE.into(),
+        connection_string_prefix: "orderspub".into(),
+        port: 3306,
+        ..AllocatePublicConnection::default()
+    };
+    let conn = client
+        .allocate_instance_public_connection(&s, &allocate)
+        .await
+        .unwrap();
+    assert!(conn.starts_with("orderspub."), "{conn}");
+
+    let net = client
+        .describe_db_instance_net_info(&s, INSTANCE)
+        .await
+        .unwrap();
+    assert_eq!(net.instance_network_type.as_deref(), Some("VPC"));
+    let public = net
+        .public_endpoint("orderspub")
+        .expect("public endpoint listed");
+    assert_eq!(public.connection_string, conn);
+    assert_eq!(public.port, Some(3306));
+
+    // Busy right after the allocation: a Modify now is refused as retryable, and not repeated.
+    let modify = ModifyConnectionString {
+        db_instance_id: INSTANCE.into(),
+        current_connection_string: conn.clone(),
+        connection_string_prefix: "orderspub2".into(),
+        port: 3307,
+        ..ModifyConnectionString::default()
+    };
+    if let Err(err) = client
+        .modify_db_instance_connection_string(&s, &modify)
+        .await
+    {
+        assert_eq!(err.kind, ErrorKind::Retryable, "{err}");
+        wait_running(&client).await;
+        client
+            .modify_db_instance_connection_string(&s, &modify)
+            .await
+            .unwrap();
+    }
+    wait_running(&client).await;
+    let net = client
+        .describe_db_instance_net_info(&s, INSTANCE)
+        .await
+        .unwrap();
+    let public = net
+        .public_endpoint("orderspub2")
+        .expect("renamed endpoint")
+        .clone();
+    assert_eq!(public.port, Some(3307));
+
+    client
+        .release_instance_connection(&s, INSTANCE, &public.connection_string, "0")
+        .await
+        .unwrap();
+    let net = client
+        .describe_db_instance_net_info(&s, INSTANCE)
+        .await
+        .unwrap();
+    assert!(
+        net.endpoints.iter().all(|e| e.ip_type != "Public"),
+        "{net:?}"
+    );
+    emu.shutdown().await;
+}
+
+// ---------------------------------------------------------------- error classes
+
+#[tokio::test]
+async fn a_transient_503_on_a_read_is_retried_to_success() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |_| {});
+    admin(
+        &emu,
+        reqwest::Method::POST,
+        "/_emulator/faults/DescribeDBInstanceNetInfo/once",
+        json!({"code": "ServiceUnavailable", "httpStatus": 503, "count": 2}),
+    )
+    .await;
+    client
+        .describe_db_instance_net_info(&scope(), INSTANCE)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&emu, "DescribeDBInstanceNetInfo").await,
+        ["ServiceUnavailable", "ServiceUnavailable", "Success"]
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_503_on_a_non_idempotent_write_is_not_repeated() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |_| {});
+    admin(
+        &emu,
+        reqwest::Method::POST,
+        "/_emulator/faults/ReleaseInstanceConnection/once",
+        json!({"code": "ServiceUnavailable", "httpStatus": 503, "count": 1}),
+    )
+    .await;
+    let err = client
+        .release_instance_connection(&scope(), INSTANCE, "nothing.mysql.rds.aliyuncs.com", "0")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Retryable);
+    assert_eq!(err.http_status, Some(503));
+    assert_eq!(
+        outcomes(&emu, "ReleaseInstanceConnection").await,
+        ["ServiceUnavailable"]
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn persistent_5xx_gives_up_after_max_attempts() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |c| c.max_attempts = 3);
+    admin(
+        &emu,
+        reqwest::Method::PUT,
+        "/_emulator/faults/DescribeBackupPlanList",
+        json!({"errorRate": 1.0, "code": "InternalError", "httpStatus": 500, "latencyMs": 0}),
+    )
+    .await;
+    let err = client
+        .describe_backup_plan_list(&scope(), &DescribeBackupPlanList::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Retryable);
+    assert!(err.has_code("InternalError"));
+    assert_eq!(calls(&emu, "DescribeBackupPlanList").await.len(), 3);
+    admin(
+        &emu,
+        reqwest::Method::DELETE,
+        "/_emulator/faults",
+        json!({}),
+    )
+    .await;
+    client
+        .describe_backup_plan_list(&scope(), &DescribeBackupPlanList::default())
+        .await
+        .unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn flow_control_refusals_are_throttled() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |c| {
+        c.max_attempts = 1;
+        c.quotas = Quotas {
+            default_per_second: 0,
+            ..Quotas::default()
+        };
+    });
+    admin(
+        &emu,
+        reqwest::Method::PUT,
+        "/_emulator/quotas/DescribeDBInstanceAttribute",
+        json!({"perSecond": 2}),
+    )
+    .await;
+    let s = scope();
+    let results = futures::future::join_all(
+        (0..6).map(|_| client.describe_db_instance_attribute(&s, INSTANCE)),
+    )
+    .await;
+    let throttled: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(!throttled.is_empty());
+    for err in throttled {
+        assert_eq!(err.kind, ErrorKind::Throttled, "{err}");
+        assert!(err.has_code("Throttling.User"), "{err}");
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_resources_are_not_found() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |_| {});
+    let s = scope();
+    let err = client
+        .describe_db_instance_attribute(&s, "rm-missing")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(err.has_code("InvalidDBInstanceId.NotFound"));
+    let err = client
+        .release_instance_connection(&s, INSTANCE, "gone.mysql.rds.aliyuncs.com", "0")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(err.has_code("Endpoint.NotFound"));
+    assert_eq!(err.http_status, Some(404));
+    let err = client
+        .start_backup_plan(&s, "dbsmissing01", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(err.has_code("InvalidJobId"));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_secret_or_unknown_key_is_invalid_credentials() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |_| {});
+    let wrong_secret = Scope {
+        credentials: Credentials::new(AK, "not-the-secret"),
+        region: REGION.into(),
+    };
+    let err = client
+        .describe_db_instance_attribute(&wrong_secret, INSTANCE)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidCredentials, "{err}");
+    assert!(err.has_code("SignatureDoesNotMatch"));
+    let unknown = Scope {
+        credentials: Credentials::new("LTAIunknown", SECRET),
+        region: REGION.into(),
+    };
+    let err = client
+        .describe_backup_plan_list(&unknown, &DescribeBackupPlanList::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidCredentials, "{err}");
+    assert!(err.has_code("InvalidAccessKeyId.NotFound"));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_parameters_and_duplicate_prefixes_are_terminal() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |_| {});
+    let s = scope();
+    let bad = CreateBackupPlan {
+        instance_class: "gigantic".into(),
+        ..postpay_plan(None)
+    };
+    let err = client.create_backup_plan(&s, &bad).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Terminal, "{err}");
+    assert!(err.has_code("InvalidParameter"));
+
+    let allocate = AllocatePublicConnection {
+        db_instance_id: INSTANCE.into(),
+        connection_string_prefix: "duppfx01".into(),
+        port: 3306,
+        ..AllocatePublicConnection::default()
+    };
+    client
+        .allocate_instance_public_connection(&s, &allocate)
+        .await
+        .unwrap();
+    let same_prefix_elsewhere = AllocatePublicConnection {
+        db_instance_id: OTHER_INSTANCE.into(),
+        ..allocate
+    };
+    let err = client
+        .allocate_instance_public_connection(&s, &same_prefix_elsewhere)
+        .await
+        .unwrap_err();
+    // A 404 that is not "not found": the controller checks whether the prefix is its own.
+    assert_eq!(err.http_status, Some(404));
+    assert_eq!(err.kind, ErrorKind::Terminal, "{err}");
+    assert!(!err.is_not_found());
+    assert!(err.has_code("InvalidConnectionString.Duplicate"));
+    emu.shutdown().await;
+}
+
+// ---------------------------------------------------------------- client-side rate limiting
+
+/// 2× the quota of ReleaseInstanceConnection (10/s on both sides, the defaults) at once.
+async fn release_burst(client: &AlibabaCloud) -> Duration {
+    let start = Instant::now();
+    let results = futures::future::join_all((0..20).map(|i| async move {
+        let endpoint = format!("absent{i:02}.mysql.rds.aliyuncs.com");
+        client
+            .release_instance_connection(&scope(), INSTANCE, &endpoint, "0")
+            .await
+    }))
+    .await;
+    for r in results {
+        let err = r.expect_err("the endpoints do not exist");
+        assert!(
+            err.has_code("Endpoint.NotFound") || err.has_code("Throttling.User"),
+            "{err}"
+        );
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn twice_the_quota_is_served_without_throttling() {
+    let emu = start_emulator(|c| {
+        c.quotas = HashMap::from([("ReleaseInstanceConnection".to_owned(), 10)]);
+    })
+    .await;
+    // Default quotas: ReleaseInstanceConnection at 10/s; no retries to hide throttling.
+    let client = client_for(&emu, |c| c.max_attempts = 1);
+    let elapsed = release_burst(&client).await;
+    let log = outcomes(&emu, "ReleaseInstanceConnection").await;
+    assert_eq!(log.len(), 20);
+    assert_eq!(
+        log.iter().filter(|o| *o == "Throttling.User").count(),
+        0,
+        "{log:?}"
+    );
+    assert!(elapsed >= Duration::from_millis(1800), "{elapsed:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_the_client_limiter_the_same_demand_is_throttled() {
+    let emu = start_emulator(|c| {
+        c.quotas = HashMap::from([("ReleaseInstanceConnection".to_owned(), 10)]);
+    })
+    .await;
+    let client = client_for(&emu, |c| {
+        c.max_attempts = 1;
+        c.quotas = Quotas::default().with("ReleaseInstanceConnection", 1000);
+    });
+    // The emulator counts per wall-clock second: start just after a boundary so the unpaced
+    // burst cannot straddle two windows.
+    let now_ms = chrono::Utc::now().timestamp_subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1050 - now_ms.min(1000)))).await;
+    release_burst(&client).await;
+    let log = outcomes(&emu, "ReleaseInstanceConnection").await;
+    assert!(log.iter().any(|o| o == "Throttling.User"), "{log:?}");
+    emu.shutdown().await;
+}
+
+// ---------------------------------------------------------------- RRSA
+
+#[tokio::test]
+async fn rrsa_credentials_sign_dbs_calls() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(
+        &token_file,
+        jwt("system:serviceaccount:ops:db-operator", 3600),
+    )
+    .unwrap();
+    // Through the default chain, as the operator starts: no AccessKey pair, the RRSA triple set.
+    let config = rrsa_config(&token_file);
+    let env: HashMap<&str, String> = HashMap::from([
+        ("ALIBABA_CLOUD_ROLE_ARN", config.role_arn.clone()),
+        (
+            "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+            config.oidc_provider_arn.clone(),
+        ),
+        (
+            "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+    ]);
+    let provider = client
+        .default_credentials_from(&|name| env.get(name).cloned())
+        .unwrap();
+    let creds = provider.credentials().await.unwrap();
+    assert!(creds.access_key_id.starts_with("STS."), "{creds:?}");
+    assert!(creds.security_token.is_some());
+    assert_ne!(creds.access_key_id, AK);
+    // Cached: a second call does not exchange again.
+    assert_eq!(provider.credentials().await.unwrap(), creds);
+    assert_eq!(calls(&emu, "AssumeRoleWithOIDC").await.len(), 1);
+
+    let sts_scope = Scope {
+        credentials: creds.clone(),
+        region: REGION.into(),
+    };
+    client
+        .describe_backup_plan_list(&sts_scope, &DescribeBackupPlanList::default())
+        .await
+        .unwrap();
+    let log = calls(&emu, "DescribeBackupPlanList").await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["accessKeyId"], creds.access_key_id.as_str());
+    assert_eq!(log[0]["outcome"], "Success");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn rrsa_rereads_the_rotated_token_file_on_refresh() {
+    let emu = start_emulator(|c| c.sts_max_duration = Some(Duration::from_secs(2))).await;
+    let client = client_for(&emu, |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, jwt("first", 3600)).unwrap();
+    let provider = client.rrsa_credentials(rrsa_config(&token_file));
+    let first = provider.credentials().await.unwrap();
+
+    // The kubelet rotated the file to a token that has since expired: the refresh must use it.
+    std::fs::write(&token_file, jwt("second", -60)).unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let err = provider.credentials().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidCredentials, "{err}");
+    assert!(
+        err.has_code("AuthenticationFail.OIDCToken.Expired"),
+        "{err}"
+    );
+
+    std::fs::write(&token_file, jwt("third", 3600)).unwrap();
+    let third = provider.credentials().await.unwrap();
+    assert_ne!(third.access_key_id, first.access_key_id);
+    let s = Scope {
+        credentials: third,
+        region: REGION.into(),
+    };
+    client
+        .describe_db_instance_attribute(&s, INSTANCE)
+        .await
+        .unwrap();
+    assert_eq!(calls(&emu, "AssumeRoleWithOIDC").await.len(), 3);
+    emu.shutdown().await;
+}
+
+// ---------------------------------------------------------------- signing, redaction
+
+#[tokio::test]
+async fn v2_signatures_are_accepted_too() {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |c| c.signature_version = SignatureVersion::V2);
+    client
+        .describe_db_instance_attribute(&scope(), INSTANCE)
+        .await
+        .unwrap();
+    let id = client
+        .create_backup_plan(&scope(), &postpay_plan(Some("v2-token")))
+        .await
+        .unwrap()
+        .backup_plan_id;
+    assert!(id.starts_with("dbs"));
+    emu.shutdown().await;
+}
+
+/// Collects everything the operator's crate logs.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn secrets_never_appear_in_logs_errors_or_debug_output() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish()
+        .with(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("alicloud_db_operator", tracing::Level::TRACE),
+        );
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, |c| c.max_attempts = 2);
+    let s = scope();
+    let id = client
+        .create_backup_plan(&s, &postpay_plan(None))
+        .await
+        .unwrap()
+        .backup_plan_id;
+    let req = configure(&id);
+    // Too early: an error.
+    let early = client.configure_backup_plan(&s, &req).await.unwrap_err();
+    // Wrong secret: another error.
+    let wrong = Scope {
+        credentials: Credentials {
+            access_key_id: AK.into(),
+            access_key_secret: "wrong-secret-value".into(),
+            security_token: Some("sts-token-value-xyz".into()),
+        },
+        region: REGION.into(),
+    };
+    let denied = client
+        .configure_backup_plan(&wrong, &req)
+        .await
+        .unwrap_err();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    client.configure_backup_plan(&s, &req).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let token = jwt("redaction", 3600);
+    std::fs::write(&token_file, &token).unwrap();
+    let provider = client.rrsa_credentials(rrsa_config(&token_file));
+    let sts = provider.credentials().await.unwrap();
+
+    let rendered = format!(
+        "{early:?} {early} {denied:?} {denied} {req:?} {s:?} {wrong:?} {client:?} {provider:?} {sts:?}"
+    );
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logged.contains("ConfigureBackupPlan"),
+        "logs were captured: {logged}"
+    );
+    let token_payload = token.split('.').nth(1).unwrap().to_owned();
+    for secret in [
+        PASSWORD,
+        SECRET,
+        "wrong-secret-value",
+        "sts-token-value-xyz",
+        sts.access_key_secret.as_str(),
+        sts.security_token.as_deref().unwrap(),
+        token_payload.as_str(),
+    ] {
+        assert!(
+            !rendered.contains(secret),
+            "{secret} in debug output: {rendered}"
+        );
+        assert!(!logged.contains(secret), "{secret} in logs: {logged}");
+    }
+    emu.shutdown().await;
+}
