@@ -8,6 +8,7 @@ pub mod conditions;
 mod context;
 pub mod credentials_protection;
 mod error;
+mod own_writes;
 pub mod rds_connection;
 
 pub use context::{Context, ControllerConfig, Failpoint};

@@ -36,6 +36,7 @@ use self::apply::apply;
 use self::cleanup::cleanup;
 use self::sweep::PlanInventory;
 use super::backoff::{self, FailureKind, Schedule};
+use super::own_writes::OwnWrites;
 use super::{Context, Error, FINALIZER};
 use crate::crd::BackupPlan;
 
@@ -45,6 +46,8 @@ struct State {
     recorder: Recorder,
     inventory: PlanInventory,
     failures: Mutex<HashMap<ObjectRef<BackupPlan>, Failures>>,
+    /// Status writes the watch cache may not show yet (read-your-writes).
+    writes: OwnWrites<BackupPlan>,
 }
 
 /// Consecutive failed reconciles of one object, and when it may be tried again.
@@ -67,6 +70,7 @@ pub async fn run(ctx: Arc<Context>) {
         ctx,
         inventory: PlanInventory::default(),
         failures: Mutex::default(),
+        writes: OwnWrites::default(),
     });
     let secrets: Api<Secret> = match &state.ctx.config.watch_namespace {
         Some(ns) => Api::namespaced(state.ctx.client.clone(), ns),
@@ -115,6 +119,7 @@ async fn reconcile(obj: Arc<BackupPlan>, state: Arc<State>) -> Result<Action, Er
         .namespace()
         .ok_or_else(|| Error::InvalidSpec("BackupPlan without namespace".into()))?;
     let api: Api<BackupPlan> = Api::namespaced(state.ctx.client.clone(), &ns);
+    let obj = state.writes.freshest(obj);
     let key = ObjectRef::from_obj(&*obj);
     if let Some(wait) = backing_off(&state, &key, &obj) {
         // Our own status write after a failure triggers a watch event; it must not cut the
@@ -124,7 +129,13 @@ async fn reconcile(obj: Arc<BackupPlan>, state: Arc<State>) -> Result<Action, Er
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             FinalizerEvent::Apply(obj) => apply(&obj, &state).await,
-            FinalizerEvent::Cleanup(obj) => cleanup(&obj, &state).await,
+            FinalizerEvent::Cleanup(obj) => {
+                let done = cleanup(&obj, &state).await;
+                if done.is_ok() {
+                    state.writes.forget(&obj);
+                }
+                done
+            }
         }
     })
     .await

@@ -110,12 +110,14 @@ async fn report_for(
             "kind": BackupPlan::kind(&()),
             "status": status,
         });
-        api.patch_status(
-            &obj.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        let written = api
+            .patch_status(
+                &obj.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        state.writes.record(obj, written);
     }
     if announce && conditions::is_transition(&previous, &status.conditions) {
         let kind = match phase {

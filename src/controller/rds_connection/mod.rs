@@ -41,6 +41,7 @@ use self::decide::{Observed, Step};
 use self::report::{EndpointView, MANAGED_BY_LABEL, Report, ready, reconciling, stalled};
 use super::backoff::{Backoff, FailureKind};
 use super::conditions::Phase;
+use super::own_writes::OwnWrites;
 use super::{Context, Error, FINALIZER};
 use crate::cloud::{CloudError, ErrorKind, Scope};
 use crate::crd::{RdsConnection, is_paused};
@@ -82,6 +83,7 @@ pub async fn run(ctx: Arc<Context>) {
             ctx.config.throttled_delay,
         ),
         ctx: ctx.clone(),
+        writes: OwnWrites::default(),
     });
     let managed_secrets = format!("{}={}", MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1);
     info!(namespace = ?ctx.config.watch_namespace, concurrency = ctx.config.concurrency, "starting RdsConnection controller");
@@ -108,6 +110,8 @@ struct Reconciler {
     ctx: Arc<Context>,
     recorder: Recorder,
     backoff: Backoff,
+    /// Status writes the watch cache may not show yet (read-your-writes).
+    writes: OwnWrites<RdsConnection>,
 }
 
 /// Per-object state key: the UID, so a re-created object starts with a clean slate.
@@ -121,11 +125,18 @@ async fn reconcile(obj: Arc<RdsConnection>, r: Arc<Reconciler>) -> Result<Action
         .ok_or_else(|| Error::InvalidSpec("an RdsConnection must live in a namespace".into()))?;
     let span = info_span!("reconcile", kind = "RdsConnection", namespace = %namespace, name = %obj.name_any());
     let api: Api<RdsConnection> = Api::namespaced(r.ctx.client.clone(), &namespace);
+    let obj = r.writes.freshest(obj);
     let key = key(&obj);
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             finalizer::Event::Apply(o) => r.apply(&o).await,
-            finalizer::Event::Cleanup(o) => r.cleanup(&o).await,
+            finalizer::Event::Cleanup(o) => {
+                let done = r.cleanup(&o).await;
+                if done.is_ok() {
+                    r.writes.forget(&o);
+                }
+                done
+            }
         }
     })
     .instrument(span)
@@ -412,7 +423,7 @@ impl Reconciler {
     }
 
     async fn write_status(&self, obj: &RdsConnection, report: &Report) -> Result<(), Error> {
-        report::write_status(&self.ctx.client, &self.recorder, obj, report).await
+        report::write_status(&self.ctx.client, &self.recorder, &self.writes, obj, report).await
     }
 
     /// Puts a failed reconcile into the status; a failure to do so is only logged, the

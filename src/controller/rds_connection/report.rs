@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::cloud::rds::NetInfoEndpoint;
 use crate::controller::conditions::{self, Phase};
 use crate::controller::credentials_protection::CREDENTIALS_IN_USE;
+use crate::controller::own_writes::OwnWrites;
 use crate::controller::{Error, FIELD_MANAGER};
 use crate::crd::{RdsConnection, RdsConnectionStatus};
 
@@ -148,6 +149,7 @@ pub fn needs_write(
 pub async fn write_status(
     client: &kube::Client,
     recorder: &Recorder,
+    writes: &OwnWrites<RdsConnection>,
     obj: &RdsConnection,
     report: &Report,
 ) -> Result<(), Error> {
@@ -164,12 +166,14 @@ pub async fn write_status(
         "kind": RdsConnection::kind(&()),
         "status": next,
     });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    let written = api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    writes.record(obj, written);
     if conditions::is_transition(&previous.conditions, &next.conditions) {
         let type_ = match report.phase {
             Phase::Stalled { .. } => EventType::Warning,

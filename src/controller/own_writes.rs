@@ -1,0 +1,200 @@
+//! Read-your-writes for reconciles.
+//!
+//! A status write triggers the next reconcile of the same object at once (the watch sees the
+//! write, and a trigger that arrived while the reconcile ran is queued behind it). That next
+//! reconcile reads the object from the watch cache, which often does not hold the write yet: it
+//! would decide from the status as it was *before* the previous reconcile acted, and repeat a
+//! cloud call (a second CreateBackupPlan with the same ClientToken, a second Modify, a fresh
+//! observation of an endpoint just reported Ready). Idempotent, but a waste of the quota.
+//!
+//! [`OwnWrites`] remembers, per object, the API server's answer to our last status write and
+//! the resource versions it superseded. [`OwnWrites::freshest`] hands a reconcile that answer
+//! instead of a cached object the write superseded. Resource versions are only compared for
+//! equality (they are opaque). Any other version in the cache (a user's edit, a deletion, or our
+//! write arriving) drops the entry, so entries live only until the cache catches up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use kube::{Resource, ResourceExt};
+
+/// Most superseded versions kept per object (a chain of writes before the cache catches up).
+const MAX_SUPERSEDED: usize = 8;
+
+/// The latest status write of each object, by UID, until the watch cache shows it.
+pub struct OwnWrites<K> {
+    map: Mutex<HashMap<String, Written<K>>>,
+}
+
+struct Written<K> {
+    /// Versions older than `latest` that our writes replaced.
+    superseded: Vec<String>,
+    latest: Arc<K>,
+}
+
+impl<K> Default for OwnWrites<K> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::default(),
+        }
+    }
+}
+
+impl<K: Resource> OwnWrites<K> {
+    /// Records that `written` (the API server's answer to a write) replaced `seen`, the object
+    /// the reconcile started from.
+    pub fn record(&self, seen: &K, written: K) {
+        let (Some(uid), Some(seen_version)) = (seen.uid(), seen.resource_version()) else {
+            return;
+        };
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let written = Arc::new(written);
+        let entry = map.entry(uid).or_insert_with(|| Written {
+            superseded: Vec::new(),
+            latest: written.clone(),
+        });
+        let previous = entry.latest.resource_version();
+        for version in [Some(seen_version), previous].into_iter().flatten() {
+            if written.resource_version().as_ref() != Some(&version)
+                && !entry.superseded.contains(&version)
+            {
+                entry.superseded.push(version);
+            }
+        }
+        if entry.superseded.len() > MAX_SUPERSEDED {
+            let excess = entry.superseded.len() - MAX_SUPERSEDED;
+            entry.superseded.drain(..excess);
+        }
+        entry.latest = written;
+    }
+
+    /// `cached`, or our later write of it when the cache has not caught up with that write.
+    pub fn freshest(&self, cached: Arc<K>) -> Arc<K> {
+        let Some(uid) = cached.uid() else {
+            return cached;
+        };
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(entry) = map.get(&uid) else {
+            return cached;
+        };
+        let version = cached.resource_version();
+        if version
+            .as_ref()
+            .is_some_and(|v| entry.superseded.contains(v))
+        {
+            return entry.latest.clone();
+        }
+        map.remove(&uid);
+        cached
+    }
+
+    /// Drops what is known of `obj` (it is gone).
+    pub fn forget(&self, obj: &K) {
+        if let Some(uid) = obj.uid() {
+            self.map
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&uid);
+        }
+    }
+
+    /// Objects with a write the cache has not shown yet.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether every write has reached the cache.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    fn cm(version: &str, data: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("x".into()),
+                uid: Some("uid-1".into()),
+                resource_version: Some(version.into()),
+                ..ObjectMeta::default()
+            },
+            data: Some([("k".to_owned(), data.to_owned())].into()),
+            ..ConfigMap::default()
+        }
+    }
+
+    fn data(o: &ConfigMap) -> &str {
+        &o.data.as_ref().expect("data")["k"]
+    }
+
+    #[test]
+    fn a_stale_cache_gets_our_write_until_it_catches_up() {
+        let writes = OwnWrites::default();
+        writes.record(&cm("10", "old"), cm("11", "new"));
+        assert_eq!(data(&writes.freshest(Arc::new(cm("10", "old")))), "new");
+        assert_eq!(writes.len(), 1);
+        // The cache shows our write: the entry goes.
+        assert_eq!(data(&writes.freshest(Arc::new(cm("11", "new")))), "new");
+        assert!(writes.is_empty());
+        // And a stale read after that is not corrected any more (nothing is remembered).
+        assert_eq!(data(&writes.freshest(Arc::new(cm("10", "old")))), "old");
+    }
+
+    #[test]
+    fn two_writes_in_one_reconcile_supersede_both_earlier_versions() {
+        let writes = OwnWrites::default();
+        let seen = cm("10", "none");
+        writes.record(&seen, cm("11", "token"));
+        writes.record(&seen, cm("12", "token+id"));
+        assert_eq!(
+            data(&writes.freshest(Arc::new(cm("10", "none")))),
+            "token+id"
+        );
+        assert_eq!(
+            data(&writes.freshest(Arc::new(cm("11", "token")))),
+            "token+id"
+        );
+        assert_eq!(writes.len(), 1);
+    }
+
+    #[test]
+    fn someone_elses_version_wins_and_clears_the_entry() {
+        let writes = OwnWrites::default();
+        writes.record(&cm("10", "old"), cm("11", "ours"));
+        // A user's edit (or a deletion) the cache saw: take it, forget ours.
+        assert_eq!(
+            data(&writes.freshest(Arc::new(cm("13", "theirs")))),
+            "theirs"
+        );
+        assert!(writes.is_empty());
+    }
+
+    #[test]
+    fn forget_drops_the_entry() {
+        let writes = OwnWrites::default();
+        writes.record(&cm("10", "old"), cm("11", "new"));
+        writes.forget(&cm("11", "new"));
+        assert!(writes.is_empty());
+        assert_eq!(data(&writes.freshest(Arc::new(cm("10", "old")))), "old");
+    }
+
+    #[test]
+    fn objects_without_uid_or_version_are_not_tracked() {
+        let writes = OwnWrites::default();
+        let mut anonymous = cm("10", "old");
+        anonymous.metadata.uid = None;
+        writes.record(&anonymous, cm("11", "new"));
+        assert!(writes.is_empty());
+    }
+}
