@@ -943,6 +943,46 @@ async fn deletion_after_a_lost_create_answer_releases_the_plan_created() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_adopted_subscription_plan_is_stopped_not_released_whatever_the_spec_says() {
+    let w = world_with_controller("bp-adopt-prepay", Timing::default()).await;
+    w.create(
+        "bought",
+        BackupPlanSpec {
+            pay_type: PayType::Subscription,
+            period: Some(SubscriptionPeriod::Month),
+            used_time: Some(1),
+            deletion_policy: DeletionPolicy::Retain,
+            ..spec()
+        },
+    )
+    .await;
+    let id = plan_id(&w.wait_ready("bought").await);
+    w.delete("bought").await;
+    w.wait_gone("bought").await;
+
+    // Adopted by an object that says PayAsYouGo (the default).
+    w.create(
+        "adopter",
+        BackupPlanSpec {
+            backup_plan_id: Some(id.clone()),
+            ..spec()
+        },
+    )
+    .await;
+    w.wait_ready("adopter").await;
+    w.delete("adopter").await;
+    w.wait_gone("adopter").await;
+    assert_eq!(w.plan_at_dbs(&id).await["status"], "pause");
+    assert!(
+        w.calls("ReleaseBackupPlan").await.is_empty(),
+        "a subscription plan is never sent to ReleaseBackupPlan"
+    );
+    assert!(!w.calls("DescribeBackupPlanBilling").await.is_empty());
+    w.wait_events("adopter", &[("Warning", "SubscriptionNotReleased")])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn existing_plan_is_adopted_without_create_and_brought_in_line() {
     let w = world_with_controller("bp-adopt", Timing::default()).await;
     w.create(

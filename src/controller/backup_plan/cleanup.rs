@@ -25,7 +25,7 @@ pub(super) async fn cleanup(obj: &BackupPlan, state: &State) -> Result<Action, E
         id.as_deref(),
         token.as_deref(),
     );
-    let (mut id, subscription, recover) = match decision {
+    let (mut id, mut subscription, recover) = match decision {
         Cleanup::Forget {
             warning,
             reason,
@@ -44,10 +44,28 @@ pub(super) async fn cleanup(obj: &BackupPlan, state: &State) -> Result<Action, E
         Cleanup::RecoverThenRelease(token) => (token, false, true),
     };
     let ns = obj.namespace().unwrap_or_default();
-    let outcome = match ctx
+    let scope = ctx
         .scope(&ns, obj.spec.credentials_ref.as_ref(), &obj.spec.region)
-        .await
+        .await;
+    // An adopted plan is billed as it was bought, whatever the spec says: releasing a
+    // subscription plan is refused, so ask DBS before choosing between release and stop.
+    if let Ok(scope) = &scope
+        && !subscription
+        && !recover
+        && obj.spec.backup_plan_id.is_some()
     {
+        match ctx.dbs.describe_backup_plan_billing(scope, &id).await {
+            Ok(billing) if billing.buy_charge_type.eq_ignore_ascii_case("PREPAY") => {
+                tracing::info!(backup_plan_id = %id, "adopted plan is a subscription: stopping it instead of releasing it");
+                subscription = true;
+            }
+            // Pay-as-you-go, or gone (the release below says so too).
+            Ok(_) => {}
+            Err(e) if e.is_not_found() || e.has_code("InvalidJobId") => {}
+            Err(e) => return give_up_or_retry(obj, state, &id, e.into()).await,
+        }
+    }
+    let outcome = match scope {
         Ok(scope) if subscription => ctx.dbs.stop_backup_plan(&scope, &id, StopMethod::All).await,
         Ok(scope) if recover => {
             // `id` is the ClientToken here: the repeated create answers with the plan the lost
