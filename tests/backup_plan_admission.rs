@@ -179,7 +179,11 @@ async fn immutable_fields_cannot_change_on_update() {
         ),
         (
             json!({"spec": {"backupPlanId": "dbsother1234"}}),
-            "backupPlanId cannot be changed or removed once set",
+            "backupPlanId is set when the object is created",
+        ),
+        (
+            json!({"spec": {"backupPlanId": null}}),
+            "backupPlanId is set when the object is created",
         ),
         (
             json!({"spec": {"databaseType": "MariaDB"}}),
@@ -240,4 +244,26 @@ async fn immutable_fields_cannot_change_on_update() {
     )
     .await
     .expect("schedule, name, retention, source and backup object changes are accepted");
+
+    // An object created without backupPlanId cannot adopt a plan later: the plan it created
+    // would be orphaned.
+    let created: DynamicObject =
+        serde_json::from_value(with("created", json!({}))).expect("a DynamicObject");
+    api.create(&PostParams::default(), &created)
+        .await
+        .expect("a valid plan is accepted");
+    match api
+        .patch(
+            "created",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"backupPlanId": "dbsother1234"}})),
+        )
+        .await
+    {
+        Err(kube::Error::Api(e))
+            if e.code == 422
+                && e.message
+                    .contains("backupPlanId is set when the object is created") => {}
+        other => panic!("adding backupPlanId after creation: expected a 422, got {other:?}"),
+    }
 }

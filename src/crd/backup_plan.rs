@@ -31,7 +31,7 @@ use super::common::{CredentialsRef, DeletionPolicy, SecretKeyRef};
 #[x_kube(validation = Rule::new("!(self.databaseType in ['PostgreSQL', 'MongoDB']) || has(self.source.databaseName)").message("source.databaseName is required for PostgreSQL and MongoDB"))]
 #[x_kube(validation = Rule::new("has(self.source.userName) || self.databaseType == 'Redis' || (self.databaseType == 'MSSQL' && self.source.instanceType == 'Agent')").message("source.userName and source.passwordSecretRef are required, except for Redis and for SQL Server through a backup gateway (Agent)"))]
 #[x_kube(validation = Rule::new("!has(self.backupLogIntervalSeconds) || self.backupMethod == 'physical'").message("backupLogIntervalSeconds applies only to backupMethod physical"))]
-#[x_kube(validation = Rule::new("!has(oldSelf.backupPlanId) || (has(self.backupPlanId) && self.backupPlanId == oldSelf.backupPlanId)").message("backupPlanId cannot be changed or removed once set"))]
+#[x_kube(validation = Rule::new("has(self.backupPlanId) == has(oldSelf.backupPlanId) && (!has(self.backupPlanId) || self.backupPlanId == oldSelf.backupPlanId)").message("backupPlanId is set when the object is created and cannot be added, changed or removed later (adding it would orphan the plan this object created)"))]
 #[x_kube(validation = Rule::new("self.payType == oldSelf.payType").message("payType is immutable"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.schedule) || has(self.schedule)").message("schedule cannot be removed once set: DBS has no call that turns a scheduled plan back to manual"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.backupObjects) || has(self.backupObjects)").message("backupObjects cannot be removed once set: DBS has no call that turns a plan back to backing up every database"))]
@@ -117,7 +117,8 @@ pub struct BackupPlanSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<CredentialsRef>,
 
-    /// Adopt this existing plan (e.g. `dbs1hvb0wwweusfa`) instead of creating one. Set once.
+    /// Adopt this existing plan (e.g. `dbs1hvb0wwweusfa`) instead of creating one. Only at
+    /// creation; immutable.
     #[schemars(regex(pattern = r"^dbs[a-z0-9]{4,30}$"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_plan_id: Option<String>,
