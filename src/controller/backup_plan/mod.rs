@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerRuntimeConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -72,12 +73,15 @@ pub async fn run(ctx: Arc<Context>) {
         failures: Mutex::default(),
         writes: OwnWrites::default(),
     });
-    let secrets: Api<Secret> = match &state.ctx.config.watch_namespace {
+    let secrets: Api<PartialObjectMeta<Secret>> = match &state.ctx.config.watch_namespace {
         Some(ns) => Api::namespaced(state.ctx.client.clone(), ns),
         None => Api::all(state.ctx.client.clone()),
     };
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let plans = controller.store();
+    // Secrets are watched for their metadata only: a change of resourceVersion is all the
+    // trigger needs, and Secret data (every Secret's, in the watched namespaces) never flows
+    // through the operator. The password itself is read by name when a plan needs it.
     controller
         .watches(
             secrets,
@@ -98,7 +102,10 @@ pub async fn run(ctx: Arc<Context>) {
 
 /// The plans whose password or credentials live in `secret`: a change of the Secret (a rotated
 /// password, fixed credentials) reconciles them at once instead of at the next resync.
-fn referencing_plans(plans: &[Arc<BackupPlan>], secret: &Secret) -> Vec<ObjectRef<BackupPlan>> {
+fn referencing_plans(
+    plans: &[Arc<BackupPlan>],
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<BackupPlan>> {
     let name = secret.name_any();
     plans
         .iter()
