@@ -191,6 +191,23 @@ impl World {
         }
     }
 
+    /// The id of a running plan with no object: created through `name` with `spec` under
+    /// `deletionPolicy: Retain`, which is then deleted. For adoption tests.
+    async fn plan_left_behind(&self, name: &str, spec: BackupPlanSpec) -> String {
+        self.create(
+            name,
+            BackupPlanSpec {
+                deletion_policy: DeletionPolicy::Retain,
+                ..spec
+            },
+        )
+        .await;
+        let id = plan_id(&self.wait_ready(name).await);
+        self.delete(name).await;
+        self.wait_gone(name).await;
+        id
+    }
+
     async fn wait_ready(&self, name: &str) -> BackupPlan {
         self.wait_for(name, "Ready", |o| {
             ready_reason(o).as_deref() == Some("Available")
@@ -945,20 +962,17 @@ async fn deletion_after_a_lost_create_answer_releases_the_plan_created() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_adopted_subscription_plan_is_stopped_not_released_whatever_the_spec_says() {
     let w = world_with_controller("bp-adopt-prepay", Timing::default()).await;
-    w.create(
-        "bought",
-        BackupPlanSpec {
-            pay_type: PayType::Subscription,
-            period: Some(SubscriptionPeriod::Month),
-            used_time: Some(1),
-            deletion_policy: DeletionPolicy::Retain,
-            ..spec()
-        },
-    )
-    .await;
-    let id = plan_id(&w.wait_ready("bought").await);
-    w.delete("bought").await;
-    w.wait_gone("bought").await;
+    let id = w
+        .plan_left_behind(
+            "bought",
+            BackupPlanSpec {
+                pay_type: PayType::Subscription,
+                period: Some(SubscriptionPeriod::Month),
+                used_time: Some(1),
+                ..spec()
+            },
+        )
+        .await;
 
     // Adopted by an object that says PayAsYouGo (the default).
     w.create(
@@ -985,17 +999,7 @@ async fn an_adopted_subscription_plan_is_stopped_not_released_whatever_the_spec_
 #[tokio::test(flavor = "multi_thread")]
 async fn existing_plan_is_adopted_without_create_and_brought_in_line() {
     let w = world_with_controller("bp-adopt", Timing::default()).await;
-    w.create(
-        "original",
-        BackupPlanSpec {
-            deletion_policy: DeletionPolicy::Retain,
-            ..spec()
-        },
-    )
-    .await;
-    let id = plan_id(&w.wait_ready("original").await);
-    w.delete("original").await;
-    w.wait_gone("original").await;
+    let id = w.plan_left_behind("original", spec()).await;
 
     let adopted = BackupPlanSpec {
         backup_plan_id: Some(id.clone()),

@@ -16,7 +16,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::FIELD_MANAGER;
 
 /// Most superseded versions kept per object (a chain of writes before the cache catches up).
 const MAX_SUPERSEDED: usize = 8;
@@ -86,6 +92,37 @@ impl<K: Resource> OwnWrites<K> {
         }
         map.remove(&uid);
         cached
+    }
+
+    /// Writes `status` as the whole status of `obj` (server-side apply, field manager
+    /// [`FIELD_MANAGER`], forced) and records the answer.
+    pub async fn apply_status(
+        &self,
+        client: &kube::Client,
+        obj: &K,
+        status: &impl Serialize,
+    ) -> Result<(), kube::Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+        let body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        let written = api
+            .patch_status(
+                &obj.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        self.record(obj, written);
+        Ok(())
     }
 
     /// Drops what is known of `obj` (it is gone).

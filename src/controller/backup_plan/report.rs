@@ -1,14 +1,12 @@
 //! Report: the status (server-side apply, only when it changed) and Events.
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::Resource;
 use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::State;
+use crate::controller::Error;
 use crate::controller::conditions::{self, Phase};
-use crate::controller::{Error, FIELD_MANAGER};
 use crate::crd::{BackupPlan, BackupPlanStatus};
 
 /// The phase an error leaves the object in.
@@ -101,23 +99,10 @@ async fn report_for(
     );
     status.observed_generation = generation;
     if obj.status.as_ref() != Some(&status) {
-        let api: Api<BackupPlan> = Api::namespaced(
-            state.ctx.client.clone(),
-            &obj.namespace().unwrap_or_default(),
-        );
-        let patch = json!({
-            "apiVersion": BackupPlan::api_version(&()),
-            "kind": BackupPlan::kind(&()),
-            "status": status,
-        });
-        let written = api
-            .patch_status(
-                &obj.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
+        state
+            .writes
+            .apply_status(&state.ctx.client, obj, &status)
             .await?;
-        state.writes.record(obj, written);
     }
     if announce && conditions::is_transition(&previous, &status.conditions) {
         let kind = match phase {

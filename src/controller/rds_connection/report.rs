@@ -10,7 +10,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use crate::cloud::rds::NetInfoEndpoint;
 use crate::controller::conditions::{self, Phase};
@@ -159,21 +158,7 @@ pub async fn write_status(
     if !needs_write(&previous, &next, &report.phase) {
         return Ok(());
     }
-    let api: Api<RdsConnection> =
-        Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
-    let body = json!({
-        "apiVersion": RdsConnection::api_version(&()),
-        "kind": RdsConnection::kind(&()),
-        "status": next,
-    });
-    let written = api
-        .patch_status(
-            &obj.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-    writes.record(obj, written);
+    writes.apply_status(client, obj, &next).await?;
     if conditions::is_transition(&previous.conditions, &next.conditions) {
         let type_ = match report.phase {
             Phase::Stalled { .. } => EventType::Warning,
