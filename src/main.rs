@@ -1,7 +1,8 @@
-//! `alicloud-db-operator`: the operator process. `run` starts the BackupPlan and RdsConnection
-//! controllers, and the one protecting their credentials Secrets while in use, against the
-//! cluster of the default kubeconfig (in-cluster config or `KUBECONFIG`). Every flag also reads
-//! an environment variable; `RUST_LOG` sets the log filter.
+//! `alicloud-db-operator`: the operator process. `run` serves `/metrics`, `/healthz` and
+//! `/readyz`, and starts the BackupPlan and RdsConnection controllers, and the one protecting
+//! their credentials Secrets while in use, against the cluster of the default kubeconfig
+//! (in-cluster config or `KUBECONFIG`) — with `--leader-elect`, only while holding the Lease.
+//! Every flag also reads an environment variable (`src/cli.rs`); `RUST_LOG` sets the log filter.
 //!
 //! Fault injection for the crash test suite: `ALICLOUD_DB_OPERATOR_FAILPOINT=kill-after-create-backup-plan`
 //! makes the process SIGKILL itself right after a successful CreateBackupPlan, before the plan
@@ -10,89 +11,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use alicloud_db_operator::cli::{Cli, Command, LogFormat, RunArgs};
 use alicloud_db_operator::cloud::credentials::CredentialsError;
-use alicloud_db_operator::cloud::{AlibabaCloud, ClientConfig, CredentialProvider, Endpoints};
-use alicloud_db_operator::controller::{self, Context, ControllerConfig, Failpoint};
+use alicloud_db_operator::cloud::{
+    AlibabaCloud, ClientConfig, CredentialProvider, Endpoints, Observer, operator_user_agent,
+};
+use alicloud_db_operator::controller::{self, Context, ControllerConfig, WatchSync};
+use alicloud_db_operator::metrics::Metrics;
+use alicloud_db_operator::server::{self, Leadership, Readiness};
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
+use kube_lease_manager::LeaseManagerBuilder;
 
 /// How long in-flight reconciles may take to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// Kubernetes operator for Alibaba Cloud DBS backup plans and RDS public endpoints.
-#[derive(Debug, Parser)]
-#[command(name = "alicloud-db-operator", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-/// What the process does.
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the controllers until SIGTERM or SIGINT.
-    Run(RunArgs),
-}
-
-/// Flags of `run`; each has an environment fallback.
-#[derive(Debug, clap::Args)]
-struct RunArgs {
-    /// Watch only this namespace (default: every namespace).
-    #[arg(long, env = "WATCH_NAMESPACE", value_parser = parse_namespace)]
-    watch_namespace: Option<String>,
-    /// DBS endpoint override: a base URL (`http://127.0.0.1:8080`) or a host.
-    #[arg(long, env = "ALICLOUD_DBS_ENDPOINT")]
-    dbs_endpoint: Option<String>,
-    /// RDS endpoint override: a base URL or a host.
-    #[arg(long, env = "ALICLOUD_RDS_ENDPOINT")]
-    rds_endpoint: Option<String>,
-    /// STS endpoint override (RRSA token exchange): a base URL or a host.
-    #[arg(long, env = "ALICLOUD_STS_ENDPOINT")]
-    sts_endpoint: Option<String>,
-    /// How often every object is compared with the cloud when nothing else happens.
-    #[arg(long, env = "ALICLOUD_DB_OPERATOR_RESYNC_PERIOD", default_value = "5m", value_parser = parse_period)]
-    resync_period: Duration,
-    /// Maximum reconciles running at once, per kind.
-    #[arg(long, env = "ALICLOUD_DB_OPERATOR_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
-    concurrency: u16,
-    /// Wait between DBS CreateBackupPlan and ConfigureBackupPlan.
-    #[arg(long, env = "ALICLOUD_DB_OPERATOR_CONFIGURE_DELAY", default_value = "5s", value_parser = parse_duration)]
-    configure_delay: Duration,
-    /// First retry delay after a failed reconcile; doubles per consecutive failure (with jitter).
-    #[arg(long, env = "ALICLOUD_DB_OPERATOR_MIN_BACKOFF", default_value = "1s", value_parser = parse_period)]
-    min_backoff: Duration,
-    /// Cap of the retry delay after failed reconciles.
-    #[arg(long, env = "ALICLOUD_DB_OPERATOR_MAX_BACKOFF", default_value = "5m", value_parser = parse_period)]
-    max_backoff: Duration,
-    /// Minimum retry delay after the cloud throttled a call.
-    #[arg(long, env = "ALICLOUD_DB_OPERATOR_THROTTLED_DELAY", default_value = "30s", value_parser = parse_duration)]
-    throttled_delay: Duration,
-    /// How long a deletion may fail for want of usable credentials before the finalizer is
-    /// removed anyway (the cloud resource may then remain).
-    #[arg(long, env = "ALICLOUD_DB_OPERATOR_DELETION_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
-    deletion_timeout: Duration,
-    /// How often to look again while an RDS instance is busy.
-    #[arg(long, env = "ALICLOUD_DB_OPERATOR_INSTANCE_POLL_INTERVAL", default_value = "5s", value_parser = parse_period)]
-    instance_poll_interval: Duration,
-    /// Log format.
-    #[arg(long, env = "ALICLOUD_DB_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// Reporting instance of Events (the pod name).
-    #[arg(long, env = "POD_NAME")]
-    pod_name: Option<String>,
-    /// Fault injection for crash tests only; see the crate documentation.
-    #[arg(long, env = "ALICLOUD_DB_OPERATOR_FAILPOINT", hide = true)]
-    failpoint: Option<Failpoint>,
-}
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable lines.
-    Text,
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -102,19 +34,31 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Starts the controllers and waits for them, or for a signal and then at most
-/// [`SHUTDOWN_GRACE`] for in-flight reconciles.
+/// Serves metrics and health, then runs the controllers: at once, or, with `--leader-elect`,
+/// only while this replica holds the Lease. Stops on SIGTERM/SIGINT after at most
+/// [`SHUTDOWN_GRACE`] for in-flight reconciles, releasing the Lease.
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    let metrics = Arc::new(Metrics::new());
+    let watches = Arc::new(WatchSync::default());
+    for cache in ["BackupPlan", "RdsConnection", "CredentialsSecrets"] {
+        watches.expect(cache);
+    }
+    let readiness = Arc::new(Readiness::new(watches.clone()));
+    let (addr, _server) = server::serve(args.metrics_addr, metrics.clone(), readiness.clone())
+        .await
+        .with_context(|| format!("cannot listen on --metrics-addr {}", args.metrics_addr))?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
-    let (cloud, default_credentials) = cloud_client(&args)?;
+    let (cloud, default_credentials) = cloud_client(&args, metrics.clone())?;
     if default_credentials.is_none() {
         tracing::warn!("no operator credentials configured; every object needs a credentialsRef");
     }
     let config = ControllerConfig {
-        watch_namespace: args.watch_namespace,
+        watch_namespace: args.watch_namespace.clone(),
         resync_period: args.resync_period,
         concurrency: args.concurrency,
         min_backoff: args.min_backoff,
@@ -128,13 +72,97 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(f) = config.failpoint {
         tracing::warn!(failpoint = ?f, "fault injection enabled: for crash tests only");
     }
-    let ctx = Arc::new(Context::new(
-        client,
-        cloud,
-        default_credentials,
-        config,
-        args.pod_name,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            cloud,
+            default_credentials,
+            config,
+            args.pod_name.clone(),
+        )
+        .with_telemetry(metrics.clone(), watches),
+    );
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    if !args.leader_elect {
+        readiness.set_leadership(Leadership::NotElecting);
+        run_controllers(ctx, shutdown).await;
+        return Ok(());
+    }
+
+    let lease = Lease::acquire_settings(&args, &client);
+    tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity,
+        "leader election: waiting for the Lease");
+    let manager = LeaseManagerBuilder::new(client, &lease.name)
+        .with_namespace(&lease.namespace)
+        .with_identity(&lease.identity)
+        .with_duration(lease.duration)
+        .with_grace(lease.grace)
+        .build()
+        .await
+        .with_context(|| {
+            format!(
+                "leader election: cannot read or create Lease {}/{}",
+                lease.namespace, lease.name
+            )
+        })?;
+    let (mut leading, lease_task) = manager.watch().await;
+    metrics.set_leader(&lease.name, false);
+    readiness.set_leadership(Leadership::Follower);
+    loop {
+        if *leading.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("leader election stopped: {:?}", lease_task.await);
+                }
+            }
+            () = &mut shutdown => {
+                tracing::info!("shutting down before becoming leader");
+                drop(leading);
+                let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+                return Ok(());
+            }
+        }
+    }
+    tracing::info!(lease = %lease.name, identity = %lease.identity, "became leader; starting controllers");
+    metrics.set_leader(&lease.name, true);
+    readiness.set_leadership(Leadership::Leader);
+    let lost = async {
+        while leading.changed().await.is_ok() {
+            if !*leading.borrow_and_update() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = run_controllers(ctx, shutdown) => {}
+        () = lost => {
+            metrics.set_leader(&lease.name, false);
+            // Another replica may act from now on: stop every reconcile at once and exit, so
+            // that Kubernetes restarts this one as a follower.
+            anyhow::bail!("lost the leader-election Lease {}/{}", lease.namespace, lease.name);
+        }
+    }
+    drop(leading);
+    match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
+        Ok(Ok(Ok(_))) => tracing::info!(lease = %lease.name, "released the Lease"),
+        other => {
+            tracing::warn!(result = ?other.map(|r| r.map(|r| r.map(|_| ()))), "releasing the Lease failed; it expires on its own")
+        }
+    }
+    metrics.set_leader(&lease.name, false);
+    Ok(())
+}
+
+/// Runs the three controllers until they stop, or until `shutdown` resolves and then at most
+/// [`SHUTDOWN_GRACE`] for in-flight reconciles.
+async fn run_controllers(
+    ctx: Arc<Context>,
+    shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) {
     tracing::info!(namespace = ?ctx.config.watch_namespace, "starting controllers");
     let controllers = futures::future::join3(
         controller::backup_plan::run(ctx.clone()),
@@ -144,20 +172,54 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tokio::pin!(controllers);
     tokio::select! {
         _ = &mut controllers => {}
-        () = shutdown_signal() => {
+        () = shutdown => {
             tracing::info!("shutting down");
             if tokio::time::timeout(SHUTDOWN_GRACE, &mut controllers).await.is_err() {
                 tracing::warn!("controllers did not stop within {SHUTDOWN_GRACE:?}");
             }
         }
     }
-    Ok(())
+}
+
+/// Leader-election settings.
+struct Lease {
+    name: String,
+    namespace: String,
+    identity: String,
+    duration: u64,
+    grace: u64,
+}
+
+impl Lease {
+    /// From the flags: namespace defaults to the client's (the pod's, in cluster), identity to
+    /// the pod name (else the host name with a random suffix); the holder renews a third of the
+    /// duration before expiry.
+    fn acquire_settings(args: &RunArgs, client: &kube::Client) -> Self {
+        let duration = args.leader_election_lease_duration.as_secs().max(2);
+        let identity = args.pod_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "alicloud-db-operator".into());
+            format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+        });
+        Self {
+            name: args.leader_election_id.clone(),
+            namespace: args
+                .leader_election_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned()),
+            identity,
+            duration,
+            grace: (duration / 3).max(1),
+        }
+    }
 }
 
 /// The cloud client over HTTP and the operator's own credentials (environment access key,
 /// else RRSA; `None` when neither is configured).
 fn cloud_client(
     args: &RunArgs,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<(AlibabaCloud, Option<Arc<dyn CredentialProvider>>)> {
     let config = ClientConfig {
         endpoints: Endpoints {
@@ -168,6 +230,8 @@ fn cloud_client(
                 .clone()
                 .or_else(|| Endpoints::from_env().sts),
         },
+        user_agent: operator_user_agent(args.pod_name.as_deref()),
+        observer: Observer::new(metrics),
         ..ClientConfig::default()
     };
     let cloud = AlibabaCloud::new(config).context("building the Alibaba Cloud client")?;
@@ -213,109 +277,5 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
-    }
-}
-
-/// A namespace to watch; empty is refused rather than watching a namespace named "".
-fn parse_namespace(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        return Err(
-            "empty namespace (omit the flag or WATCH_NAMESPACE to watch every namespace)".into(),
-        );
-    }
-    Ok(s.to_owned())
-}
-
-/// A duration that paces requeues: zero would requeue at once, forever (a hot loop of cloud
-/// calls), so it is refused.
-fn parse_period(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d.is_zero() {
-        return Err(format!("{s:?} is zero; a period must be positive"));
-    }
-    Ok(d)
-}
-
-/// A duration such as `500ms`, `5s`, `10m`, `1h`, or a bare number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {s:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {s:?}: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    use super::*;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("5 weeks").is_err());
-        assert!(parse_duration("").is_err());
-    }
-
-    #[test]
-    fn zero_periods_and_an_empty_namespace_are_refused() {
-        for flag in [
-            "--resync-period",
-            "--min-backoff",
-            "--max-backoff",
-            "--instance-poll-interval",
-        ] {
-            for value in ["0", "0s", "0ms"] {
-                let parsed = Cli::try_parse_from(["alicloud-db-operator", "run", flag, value]);
-                assert!(parsed.is_err(), "{flag} {value} must be refused");
-            }
-        }
-        let parsed = Cli::try_parse_from(["alicloud-db-operator", "run", "--watch-namespace", ""]);
-        let message = parsed
-            .expect_err("an empty namespace is refused")
-            .to_string();
-        assert!(message.contains("every namespace"), "{message}");
-    }
-
-    #[test]
-    fn run_flags_parse_with_defaults() {
-        let cli = Cli::try_parse_from([
-            "alicloud-db-operator",
-            "run",
-            "--watch-namespace",
-            "ns1",
-            "--configure-delay",
-            "1s",
-        ])
-        .expect("parses");
-        let Command::Run(args) = cli.command;
-        assert_eq!(args.watch_namespace.as_deref(), Some("ns1"));
-        assert_eq!(args.configure_delay, Duration::from_secs(1));
-        assert_eq!(args.concurrency, 8);
-        assert_eq!(args.log_format, LogFormat::Text);
     }
 }

@@ -857,6 +857,9 @@ impl Operator {
             "2s",
             "--min-backoff",
             "200ms",
+            // Any free port: several operator processes run at once in the test suite.
+            "--metrics-addr",
+            "127.0.0.1:0",
         ])
         .env("KUBECONFIG", alicloud_testenv::shared().kubeconfig_path())
         .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)

@@ -127,6 +127,7 @@ struct CallInfo {
     action: String,
     product: Product,
     access_key_id: String,
+    user_agent: String,
 }
 
 impl CallInfo {
@@ -139,6 +140,7 @@ impl CallInfo {
             access_key_id: self.access_key_id.clone(),
             outcome: outcome.to_string(),
             http_status: status.as_u16(),
+            user_agent: self.user_agent.clone(),
         });
     }
 }
@@ -240,6 +242,11 @@ async fn rpc(
         action,
         product,
         access_key_id: String::new(),
+        user_agent: headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
     };
     let input = AuthInput {
         method: method.as_str(),

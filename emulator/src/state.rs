@@ -271,6 +271,8 @@ pub struct CallRecord {
     pub outcome: String,
     /// HTTP status sent.
     pub http_status: u16,
+    /// The caller's `User-Agent` header (empty when it sent none).
+    pub user_agent: String,
 }
 
 /// The whole emulated world.

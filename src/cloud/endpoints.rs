@@ -12,6 +12,15 @@ pub enum Product {
 }
 
 impl Product {
+    /// Lower-case product code (`dbs`, `rds`, `sts`), as in metrics labels and endpoint hosts.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Dbs => "dbs",
+            Self::Rds => "rds",
+            Self::Sts => "sts",
+        }
+    }
+
     /// The API version sent as `x-acs-version`.
     pub fn version(self) -> &'static str {
         match self {
@@ -83,7 +92,7 @@ pub fn rds_host(region: &str) -> String {
     }
 }
 
-/// Endpoint overrides: a full base URL (`http://127.0.0.1:8080`) or a bare host per product.
+/// Endpoint overrides: a full base URL (`http://127.0.0.1:8090`) or a bare host per product.
 /// Unset products use the default host for the region over https.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Endpoints {
@@ -195,10 +204,10 @@ mod tests {
             e.base_url(Product::Sts, "cn-beijing"),
             "https://sts.aliyuncs.com"
         );
-        let e = Endpoints::all("http://127.0.0.1:8080/");
+        let e = Endpoints::all("http://127.0.0.1:8090/");
         assert_eq!(
             e.base_url(Product::Rds, "cn-hangzhou"),
-            "http://127.0.0.1:8080"
+            "http://127.0.0.1:8090"
         );
         let e = Endpoints {
             dbs: Some("dbs-vpc.cn-hangzhou.aliyuncs.com".into()),

@@ -27,6 +27,7 @@ pub mod dbs;
 pub mod endpoints;
 pub mod error;
 pub mod limiter;
+pub mod observer;
 pub mod rds;
 pub mod signer;
 pub mod sts;
@@ -41,11 +42,13 @@ pub use dbs::DbsApi;
 pub use endpoints::{Endpoints, Product};
 pub use error::{CloudError, ErrorKind, classify};
 pub use limiter::{Quotas, RateLimiter};
+pub use observer::{CallObserver, Observer};
 pub use rds::RdsApi;
 pub use signer::SignatureVersion;
 pub use sts::{AssumeRoleWithOidc, StsApi, StsCredentials};
 pub use transport::{
     AlibabaCloud, ClientBuildError, ClientConfig, normalize_backup_period, normalize_endpoint_type,
+    operator_user_agent,
 };
 
 /// Who makes a call and where: the credentials it is signed with and the region it targets.

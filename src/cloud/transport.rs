@@ -5,5 +5,5 @@ mod dbs_calls;
 mod params;
 mod rds_calls;
 
-pub use client::{AlibabaCloud, ClientBuildError, ClientConfig};
+pub use client::{AlibabaCloud, ClientBuildError, ClientConfig, operator_user_agent};
 pub use dbs_calls::{normalize_backup_period, normalize_endpoint_type};

@@ -8,9 +8,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::runtime::events::Reporter;
 
-use super::{Error, credentials_protection};
+use super::{Error, WatchSync, credentials_protection};
 use crate::cloud::{CredentialProvider, Credentials, DbsApi, RdsApi, Scope};
 use crate::crd::{CredentialsRef, SecretKeyRef};
+use crate::metrics::Metrics;
 
 /// Tunables of the controllers; every one is a flag with an environment fallback in `main`.
 #[derive(Clone, Debug)]
@@ -92,6 +93,10 @@ pub struct Context {
     pub reporter: Reporter,
     /// Tunables.
     pub config: ControllerConfig,
+    /// Reconcile counts and durations, managed objects.
+    pub metrics: Arc<Metrics>,
+    /// Caches `/readyz` waits for.
+    pub watches: Arc<WatchSync>,
 }
 
 impl Context {
@@ -115,7 +120,16 @@ impl Context {
                 instance,
             },
             config,
+            metrics: Arc::new(Metrics::new()),
+            watches: Arc::new(WatchSync::default()),
         }
+    }
+
+    /// This context reporting to `metrics` and `watches` (the process's own).
+    pub fn with_telemetry(mut self, metrics: Arc<Metrics>, watches: Arc<WatchSync>) -> Self {
+        self.metrics = metrics;
+        self.watches = watches;
+        self
     }
 
     /// Credentials for an object: its `credentialsRef` Secret in its own namespace, else the

@@ -198,6 +198,9 @@ async fn in_use(client: &kube::Client, namespace: &str, name: &str) -> Result<bo
             .any(|o| secret_in_use_by(o) == Some(name)))
 }
 
+/// Name of this controller in metrics.
+const CONTROLLER: &str = "credentialssecret";
+
 /// What every reconcile of the release controller shares.
 struct Releaser {
     ctx: Arc<Context>,
@@ -222,6 +225,9 @@ pub async fn run(ctx: Arc<Context>) {
         ),
     };
     let (store, writer) = reflector::store::<SecretMeta>();
+    ctx.metrics
+        .controller_started(CONTROLLER, ctx.config.concurrency);
+    super::report_sync(store.clone(), ctx.watches.clone(), "CredentialsSecrets");
     let protected = watcher(secrets, watcher::Config::default().labels(IN_USE_SELECTOR))
         .default_backoff()
         .reflect(writer)
@@ -243,7 +249,10 @@ pub async fn run(ctx: Arc<Context>) {
     info!(namespace = ?ctx.config.watch_namespace, "starting credentials protection controller");
     let config = Config::default().concurrency(ctx.config.concurrency);
     applier(
-        |secret, r| Box::pin(reconcile(secret, r)),
+        |secret, r: Arc<Releaser>| {
+            let metrics = r.ctx.metrics.clone();
+            Box::pin(async move { metrics.reconcile(CONTROLLER, reconcile(secret, r)).await })
+        },
         error_policy,
         releaser,
         store,

@@ -10,12 +10,72 @@ pub mod credentials_protection;
 mod error;
 mod own_writes;
 pub mod rds_connection;
+mod watch_sync;
 
 pub use context::{Context, ControllerConfig, Failpoint};
 pub use error::{Error, cloud_message};
+pub use watch_sync::WatchSync;
 
 /// Finalizer both kinds put on their objects before creating anything in the cloud.
 pub const FINALIZER: &str = "db.alicloud.dev/finalizer";
 
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "alicloud-db-operator";
+
+/// Locks a std mutex, recovering from poisoning (the maps behind it stay usable).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Counts the objects in `store` whose `Ready` condition is `True`, and the others.
+pub(crate) fn ready_census<K>(
+    store: &kube::runtime::reflector::Store<K>,
+    conditions: fn(&K) -> Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+) -> (usize, usize)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    let objects = store.state();
+    let ready = objects
+        .iter()
+        .filter(|o| {
+            conditions(o).is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == conditions::READY && c.status == "True")
+            })
+        })
+        .count();
+    (ready, objects.len() - ready)
+}
+
+/// Reports `store`'s first complete list to `watches` as `name`.
+///
+/// `Store::wait_until_ready` keeps a single waker (a oneshot receiver shared by every clone), so
+/// a second waiter — the controller's own applier also waits — can steal the wake-up; the wait
+/// is therefore re-polled every 500 ms.
+pub(crate) fn report_sync<K>(
+    store: kube::runtime::reflector::Store<K>,
+    watches: std::sync::Arc<WatchSync>,
+    name: &'static str,
+) where
+    K: kube::Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(
+                std::time::Duration::from_millis(500),
+                store.wait_until_ready(),
+            )
+            .await
+            {
+                Ok(Ok(())) => {
+                    watches.synced(name);
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
+        }
+    });
+}

@@ -132,7 +132,7 @@ pub fn build(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn flock(file: &std::fs::File) -> Result<(), Error> {
+pub(crate) fn flock(file: &std::fs::File) -> Result<(), Error> {
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a file descriptor we own; the lock is released when `file` is closed.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };

@@ -6,6 +6,7 @@
 
 mod assets;
 mod pki;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

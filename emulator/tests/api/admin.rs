@@ -63,6 +63,7 @@ async fn state_lists_plans_instances_and_calls_without_passwords() {
     assert_eq!(call["accessKeyId"], AK);
     assert_eq!(call["outcome"], "Success");
     assert_eq!(call["httpStatus"], 200);
+    assert!(call["userAgent"].is_string(), "{call}");
     assert!(call["timeMs"].as_i64().unwrap_or(0) > 0);
     let (s, _) = admin(&emu, "DELETE", "/calls", None).await;
     assert_eq!(s, 200);

@@ -12,6 +12,7 @@ use super::params::Params;
 use crate::cloud::credentials::{CredentialsError, RrsaConfig, RrsaCredentials, default_chain};
 use crate::cloud::endpoints::{Endpoints, Product};
 use crate::cloud::limiter::{Quotas, RateLimiter};
+use crate::cloud::observer::Observer;
 use crate::cloud::signer::{
     FORM_CONTENT_TYPE, SignatureVersion, V3Request, canonical_query, new_nonce, percent_encode,
     sign_v2, sign_v3, v2_common_params,
@@ -41,6 +42,8 @@ pub struct ClientConfig {
     pub user_agent: String,
     /// Request signature scheme; V3 unless an endpoint needs V2.
     pub signature_version: SignatureVersion,
+    /// Who hears about every attempt and rate-limiter wait (the operator's metrics).
+    pub observer: Observer,
 }
 
 impl Default for ClientConfig {
@@ -55,10 +58,31 @@ impl Default for ClientConfig {
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
             quotas: Quotas::default(),
-            user_agent: concat!("alicloud-db-operator/", env!("CARGO_PKG_VERSION")).to_owned(),
+            user_agent: operator_user_agent(None),
             signature_version: SignatureVersion::V3,
+            observer: Observer::default(),
         }
     }
+}
+
+/// The `User-Agent` of the operator's calls, shaped like the official SDKs' (`AlibabaCloud
+/// (os; arch) ...`): the operator, its version and, when known, the replica (pod) making them.
+pub fn operator_user_agent(instance: Option<&str>) -> String {
+    let mut ua = format!(
+        "AlibabaCloud ({}; {}) alicloud-db-operator/{}",
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(pod) = instance.filter(|p| !p.is_empty()) {
+        let pod: String = pod
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            .collect();
+        ua.push_str(" pod/");
+        ua.push_str(&pod);
+    }
+    ua
 }
 
 /// Why the client could not be built.
@@ -208,11 +232,24 @@ impl AlibabaCloud {
         let max_attempts = config.max_attempts.max(1);
         let mut attempt = 1;
         loop {
+            let queued = std::time::Instant::now();
             self.inner
                 .limiter
                 .acquire(limiter_key, call.region, call.action)
                 .await;
-            let failure = match self.attempt(&call, &url, &host).await {
+            let sent = std::time::Instant::now();
+            config
+                .observer
+                .limiter_wait(call.action, sent.duration_since(queued));
+            let outcome = self.attempt(&call, &url, &host).await;
+            let code = match &outcome {
+                Ok(_) => "Success",
+                Err(f) => f.error.code.as_deref().unwrap_or(f.error.kind.reason()),
+            };
+            config
+                .observer
+                .attempt(call.product, call.action, code, sent.elapsed());
+            let failure = match outcome {
                 Ok(value) => {
                     tracing::debug!(
                         action = call.action,

@@ -33,6 +33,7 @@ use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
@@ -87,11 +88,20 @@ pub async fn run(ctx: Arc<Context>) {
     });
     let managed_secrets = format!("{}={}", MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1);
     info!(namespace = ?ctx.config.watch_namespace, concurrency = ctx.config.concurrency, "starting RdsConnection controller");
-    Controller::new(connections, watcher::Config::default())
+    let controller = Controller::new(connections, watcher::Config::default());
+    observe_cache(&ctx, controller.store());
+    controller
         .owns(secrets, watcher::Config::default().labels(&managed_secrets))
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .shutdown_on_signal()
-        .run(reconcile, error_policy, reconciler)
+        .run(
+            |obj, r| {
+                let metrics = r.ctx.metrics.clone();
+                async move { metrics.reconcile(CONTROLLER, reconcile(obj, r)).await }
+            },
+            error_policy,
+            reconciler,
+        )
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
@@ -103,6 +113,22 @@ pub async fn run(ctx: Arc<Context>) {
         })
         .await;
     info!("RdsConnection controller stopped");
+}
+
+/// Name of this controller in metrics.
+const CONTROLLER: &str = "rdsconnection";
+
+/// Reports the cache's first sync to `/readyz` and counts its objects in the metrics.
+fn observe_cache(ctx: &Context, connections: Store<RdsConnection>) {
+    ctx.metrics
+        .controller_started(CONTROLLER, ctx.config.concurrency);
+    let census = connections.clone();
+    ctx.metrics.count_resources("RdsConnection", move || {
+        super::ready_census(&census, |c| {
+            c.status.as_ref().map(|s| s.conditions.as_slice())
+        })
+    });
+    super::report_sync(connections, ctx.watches.clone(), "RdsConnection");
 }
 
 /// What every reconcile of this controller shares.
