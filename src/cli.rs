@@ -215,4 +215,23 @@ mod tests {
         assert_eq!(args.concurrency, 8);
         assert_eq!(args.log_format, LogFormat::Text);
     }
+
+    #[test]
+    fn readme_documents_every_flag_and_its_environment_variable() {
+        let readme = include_str!("../README.md");
+        let command = Cli::command();
+        let run = command.find_subcommand("run").expect("run subcommand");
+        for arg in run.get_arguments().filter(|a| !a.is_hide_set()) {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "help" {
+                continue;
+            }
+            let flag = format!("`--{long}`");
+            assert!(readme.contains(&flag), "README lacks {flag}");
+            if let Some(env) = arg.get_env() {
+                let env = format!("`{}`", env.to_string_lossy());
+                assert!(readme.contains(&env), "README lacks {env} of --{long}");
+            }
+        }
+    }
 }
