@@ -20,8 +20,8 @@ use kube::{Api, Client};
 use serde_json::Value;
 
 use support::{
-    ACCESS_KEY_ID, ACCESS_KEY_SECRET, Operator, apply_examples, calls, eventually, fast_flags,
-    get, kubectl, sample_emulator, wait_examples_ready,
+    ACCESS_KEY_ID, ACCESS_KEY_SECRET, Operator, apply_examples, calls, eventually, fast_flags, get,
+    kubectl, sample_emulator, wait_examples_ready,
 };
 
 /// The manifests `kubectl apply -f deploy/` installs.
@@ -124,8 +124,7 @@ impl Identity {
             .token;
         let dir = identity.dir.path();
         std::fs::write(dir.join("token"), token).expect("write token");
-        std::fs::copy(plane.dir().join("pki").join("ca.crt"), dir.join("ca.crt"))
-            .expect("copy CA");
+        std::fs::copy(plane.dir().join("pki").join("ca.crt"), dir.join("ca.crt")).expect("copy CA");
         std::fs::write(dir.join("namespace"), &ns).expect("write namespace");
         identity
     }
@@ -246,7 +245,10 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
         .expect("endpoint Secret written");
     let keys: Vec<String> = endpoint.data.unwrap_or_default().into_keys().collect();
     for key in ["host", "port", "endpoint"] {
-        assert!(keys.iter().any(|k| k == key), "endpoint Secret has {key}: {keys:?}");
+        assert!(
+            keys.iter().any(|k| k == key),
+            "endpoint Secret has {key}: {keys:?}"
+        );
     }
     let credentials = secrets
         .get("alicloud-credentials")
@@ -279,11 +281,25 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
             "{action} recorded"
         );
     }
-    kubectl(&["delete", "secret", "alicloud-credentials", "-n", &ns, "--wait=false"]);
+    kubectl(&[
+        "delete",
+        "secret",
+        "alicloud-credentials",
+        "-n",
+        &ns,
+        "--wait=false",
+    ]);
     eventually(
         Duration::from_secs(60),
         "credentials Secret released and gone",
-        || async { secrets.get_opt("alicloud-credentials").await.ok()?.is_none().then_some(()) },
+        || async {
+            secrets
+                .get_opt("alicloud-credentials")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
     )
     .await;
     assert!(
@@ -356,8 +372,10 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
         op.log_tail(20)
     );
     identity.set_rules(rules).await;
-    eventually(Duration::from_secs(90), "readyz 200 once it may list", || async {
-        (get(&format!("{url}/readyz")).await.0 == 200).then_some(())
-    })
+    eventually(
+        Duration::from_secs(90),
+        "readyz 200 once it may list",
+        || async { (get(&format!("{url}/readyz")).await.0 == 200).then_some(()) },
+    )
     .await;
 }

@@ -1,4 +1,11 @@
-//! Developer tasks: `cargo xtask crds`, `cargo xtask testenv`, `cargo xtask testenv up`.
+//! Developer tasks: `cargo xtask demo`, `cargo xtask test`, `cargo xtask crds`,
+//! `cargo xtask testenv`, `cargo xtask testenv up`.
+
+mod cargo;
+mod demo;
+mod image;
+mod manifests;
+mod test;
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +21,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Write the CRD YAML generated from src/crd/ into crds/ (and the Helm chart's crds/, if present).
+    /// Try the operator end to end on this machine: control plane, emulator, operator,
+    /// `examples/` applied until Ready, then deleted; leaves nothing running.
+    Demo(demo::DemoArgs),
+    /// Everything CI checks, in order, each step timed: SDK venv, control-plane binaries, helm and
+    /// crane, fmt, clippy, generated files, image, `cargo test --workspace`.
+    Test(test::TestArgs),
+    /// Build the container image (static binaries, no daemon) as an OCI archive and check it.
+    Image(image::ImageArgs),
+    /// Render deploy/ (plain manifests) from the Helm chart with default values.
+    Manifests(manifests::ManifestsArgs),
+    /// Write the CRD YAML generated from src/crd/ into crds/ (and the Helm chart's files/crds/, if present).
     Crds {
         /// Only check that the committed YAML matches the Rust types; exit 1 if not.
         #[arg(long)]
@@ -43,7 +60,8 @@ fn crd_dirs(root: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![root.join("crds")];
     let chart = root.join("charts").join("alicloud-db-operator");
     if chart.join("Chart.yaml").exists() {
-        dirs.push(chart.join("crds"));
+        // Rendered by the chart's templates/crds.yaml (templated CRDs, upgraded by `helm upgrade`).
+        dirs.push(chart.join("files").join("crds"));
     }
     dirs
 }
@@ -131,6 +149,10 @@ async fn testenv(action: Option<TestenvAction>) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Crds { check } => crds(check),
+        Task::Demo(args) => demo::run(args).await,
+        Task::Test(args) => test::run(&args),
+        Task::Image(args) => image::run(&args),
+        Task::Manifests(args) => manifests::run(&args),
         Task::Testenv { action } => testenv(action).await,
     }
 }
