@@ -32,6 +32,25 @@ fn user_agent_of(pod: &str) -> String {
     )
 }
 
+/// `leader_election_master_status` of the test Lease, as the replica at `url` exports it.
+async fn leader_status(url: &str) -> Option<f64> {
+    let text = get(&format!("{url}/metrics")).await.1;
+    sample(
+        &text,
+        r#"leader_election_master_status{name="alicloud-db-operator-test"}"#,
+    )
+}
+
+/// Waits until the replica at `url` says it leads.
+async fn wait_until_leading(url: &str, name: &str) {
+    eventually(
+        Duration::from_secs(30),
+        &format!("{name} leads"),
+        || async { (leader_status(url).await == Some(1.0)).then_some(()) },
+    )
+    .await;
+}
+
 /// Flags for a leader-electing replica watching `ns`, with a 4 s Lease in `ns`.
 fn electing_flags(url: &str, ns: &str) -> Vec<String> {
     let mut flags = fast_flags(url);
@@ -216,13 +235,7 @@ async fn metrics_after_a_lifecycle_match_the_calls_the_emulator_recorded() {
         Some(0.0),
         "deleted plans are no longer counted"
     );
-    assert_eq!(
-        sample(
-            &text,
-            r#"leader_election_master_status{name="alicloud-db-operator-test"}"#
-        ),
-        Some(1.0)
-    );
+    assert_eq!(leader_status(&url).await, Some(1.0), "it leads");
     assert!(op.running(), "operator still up:\n{}", op.log_tail(20));
     let status = op.terminate(Duration::from_secs(20)).await;
     assert!(
@@ -256,15 +269,7 @@ async fn a_follower_makes_no_cloud_call_and_takes_over_after_the_leader_is_kille
     let mut a = Operator::spawn("replica-a", Operator::command("replica-a", &flags));
     let url_a = a.metrics_url().await;
     // The first replica leads before the second starts, so the roles are known.
-    eventually(Duration::from_secs(30), "replica-a leads", || async {
-        let text = get(&format!("{url_a}/metrics")).await.1;
-        (sample(
-            &text,
-            r#"leader_election_master_status{name="alicloud-db-operator-test"}"#,
-        ) == Some(1.0))
-        .then_some(())
-    })
-    .await;
+    wait_until_leading(&url_a, "replica-a").await;
     let mut b = Operator::spawn("replica-b", Operator::command("replica-b", &flags));
     let url_b = b.metrics_url().await;
     eventually(Duration::from_secs(30), "both replicas ready", || async {
@@ -273,14 +278,7 @@ async fn a_follower_makes_no_cloud_call_and_takes_over_after_the_leader_is_kille
         (ra == 200 && rb.0 == 200 && rb.1.contains("follower")).then_some(())
     })
     .await;
-    let text_b = get(&format!("{url_b}/metrics")).await.1;
-    assert_eq!(
-        sample(
-            &text_b,
-            r#"leader_election_master_status{name="alicloud-db-operator-test"}"#
-        ),
-        Some(0.0)
-    );
+    assert_eq!(leader_status(&url_b).await, Some(0.0), "replica-b follows");
 
     apply_examples(&ns);
     wait_examples_ready(&ns, &a).await;
@@ -296,15 +294,7 @@ async fn a_follower_makes_no_cloud_call_and_takes_over_after_the_leader_is_kille
     std::fs::write(&path, extra.to_string()).expect("write object");
     kubectl(&["create", "-n", &ns, "-f", &path.display().to_string()]);
 
-    eventually(Duration::from_secs(30), "replica-b leads", || async {
-        let text = get(&format!("{url_b}/metrics")).await.1;
-        (sample(
-            &text,
-            r#"leader_election_master_status{name="alicloud-db-operator-test"}"#,
-        ) == Some(1.0))
-        .then_some(())
-    })
-    .await;
+    wait_until_leading(&url_b, "replica-b").await;
     let takeover = killed.elapsed();
     eprintln!("takeover after SIGKILL of the leader: {takeover:?} (lease duration 4s)");
     eventually(

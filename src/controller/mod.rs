@@ -27,8 +27,27 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Wires a controller's cache into the process's telemetry: its concurrency and reconcile
+/// series, the count of its objects by readiness (`kind`), and its first sync for `/readyz`.
+pub(crate) fn observe_cache<K>(
+    ctx: &Context,
+    controller: &'static str,
+    kind: &'static str,
+    store: kube::runtime::reflector::Store<K>,
+    conditions: fn(&K) -> Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    ctx.metrics
+        .controller_started(controller, ctx.config.concurrency);
+    let census = store.clone();
+    ctx.metrics
+        .count_resources(kind, move || ready_census(&census, conditions));
+    report_sync(store, ctx.watches.clone(), kind);
+}
+
 /// Counts the objects in `store` whose `Ready` condition is `True`, and the others.
-pub(crate) fn ready_census<K>(
+fn ready_census<K>(
     store: &kube::runtime::reflector::Store<K>,
     conditions: fn(&K) -> Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
 ) -> (usize, usize)

@@ -69,6 +69,19 @@ pub fn run(args: &ImageArgs) -> anyhow::Result<()> {
     let target_dir = target_dir(&root)?;
     let image_dir = target_dir.join("image");
     let work = image_dir.join("work");
+    // One run at a time per target folder: runs share the work folder, the output and port 53.
+    fs::create_dir_all(&image_dir).with_context(|| format!("creating {}", image_dir.display()))?;
+    let lock_path = image_dir.join(".lock");
+    let lock = fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        eprintln!(
+            "waiting for another `cargo xtask image` ({})",
+            lock_path.display()
+        );
+        lock.lock()
+            .with_context(|| format!("locking {}", lock_path.display()))?;
+    }
     if work.exists() {
         fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
     }

@@ -29,7 +29,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerRuntimeConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
@@ -79,7 +79,9 @@ pub async fn run(ctx: Arc<Context>) {
     };
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let plans = controller.store();
-    observe_cache(&state.ctx, plans.clone());
+    super::observe_cache(&state.ctx, CONTROLLER, "BackupPlan", plans.clone(), |o| {
+        o.status.as_ref().map(|s| s.conditions.as_slice())
+    });
     // Secrets are watched for their metadata only: a change of resourceVersion is all the
     // trigger needs, and Secret data (every Secret's, in the watched namespaces) never flows
     // through the operator. The password itself is read by name when a plan needs it.
@@ -110,19 +112,6 @@ pub async fn run(ctx: Arc<Context>) {
 
 /// Name of this controller in metrics.
 const CONTROLLER: &str = "backupplan";
-
-/// Reports the cache's first sync to `/readyz` and counts its objects in the metrics.
-fn observe_cache(ctx: &Context, plans: Store<BackupPlan>) {
-    ctx.metrics
-        .controller_started(CONTROLLER, ctx.config.concurrency);
-    let census = plans.clone();
-    ctx.metrics.count_resources("BackupPlan", move || {
-        super::ready_census(&census, |p| {
-            p.status.as_ref().map(|s| s.conditions.as_slice())
-        })
-    });
-    super::report_sync(plans, ctx.watches.clone(), "BackupPlan");
-}
 
 /// The plans whose password or credentials live in `secret`: a change of the Secret (a rotated
 /// password, fixed credentials) reconciles them at once instead of at the next resync.

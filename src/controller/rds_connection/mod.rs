@@ -33,7 +33,6 @@ use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
@@ -89,7 +88,9 @@ pub async fn run(ctx: Arc<Context>) {
     let managed_secrets = format!("{}={}", MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1);
     info!(namespace = ?ctx.config.watch_namespace, concurrency = ctx.config.concurrency, "starting RdsConnection controller");
     let controller = Controller::new(connections, watcher::Config::default());
-    observe_cache(&ctx, controller.store());
+    super::observe_cache(&ctx, CONTROLLER, "RdsConnection", controller.store(), |o| {
+        o.status.as_ref().map(|s| s.conditions.as_slice())
+    });
     controller
         .owns(secrets, watcher::Config::default().labels(&managed_secrets))
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
@@ -117,19 +118,6 @@ pub async fn run(ctx: Arc<Context>) {
 
 /// Name of this controller in metrics.
 const CONTROLLER: &str = "rdsconnection";
-
-/// Reports the cache's first sync to `/readyz` and counts its objects in the metrics.
-fn observe_cache(ctx: &Context, connections: Store<RdsConnection>) {
-    ctx.metrics
-        .controller_started(CONTROLLER, ctx.config.concurrency);
-    let census = connections.clone();
-    ctx.metrics.count_resources("RdsConnection", move || {
-        super::ready_census(&census, |c| {
-            c.status.as_ref().map(|s| s.conditions.as_slice())
-        })
-    });
-    super::report_sync(connections, ctx.watches.clone(), "RdsConnection");
-}
 
 /// What every reconcile of this controller shares.
 struct Reconciler {
