@@ -20,8 +20,8 @@ use kube::{Api, Client};
 use serde_json::Value;
 
 use support::{
-    ACCESS_KEY_ID, ACCESS_KEY_SECRET, Operator, apply_examples, calls, eventually, fast_flags, get,
-    kubectl, sample_emulator, wait_examples_ready,
+    ACCESS_KEY_ID, ACCESS_KEY_SECRET, Operator, apply_examples, calls, delete_samples, eventually,
+    fast_flags, get, kubectl, sample_emulator, wait_examples_ready,
 };
 
 /// The manifests `kubectl apply -f deploy/` installs.
@@ -264,15 +264,7 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
         "credentials Secret protected: {:?}",
         credentials.metadata.finalizers
     );
-    kubectl(&[
-        "delete",
-        "backupplans,rdsconnections",
-        "--all",
-        "-n",
-        &ns,
-        "--wait=true",
-        "--timeout=90s",
-    ]);
+    delete_samples(&ns);
     let log = calls(&emulator).await;
     for action in ["ReleaseBackupPlan", "ReleaseInstanceConnection"] {
         assert!(

@@ -12,8 +12,8 @@ use kube::Api;
 use serde_json::Value;
 
 use support::{
-    Operator, apply_examples, calls, eventually, fast_flags, get, kubectl, sample, sample_emulator,
-    wait_examples_ready,
+    Operator, apply_examples, calls, delete_samples, eventually, fast_flags, get, kubectl, sample,
+    sample_emulator, wait_examples_ready,
 };
 
 fn now_ms() -> i64 {
@@ -113,15 +113,7 @@ async fn metrics_after_a_lifecycle_match_the_calls_the_emulator_recorded() {
         "{text}"
     );
 
-    kubectl(&[
-        "delete",
-        "backupplans,rdsconnections",
-        "--all",
-        "-n",
-        &ns,
-        "--wait=true",
-        "--timeout=90s",
-    ]);
+    delete_samples(&ns);
     // Deletions are done; the last calls (releases) are in the emulator's log.
     let text = get(&format!("{url}/metrics")).await.1;
     let calls = calls(&emulator).await;
@@ -347,13 +339,5 @@ async fn a_follower_makes_no_cloud_call_and_takes_over_after_the_leader_is_kille
         "the new leader keeps running:\n{}",
         b.log_tail(20)
     );
-    kubectl(&[
-        "delete",
-        "backupplans,rdsconnections",
-        "--all",
-        "-n",
-        &ns,
-        "--wait=true",
-        "--timeout=90s",
-    ]);
+    delete_samples(&ns);
 }

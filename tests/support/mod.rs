@@ -262,6 +262,20 @@ pub fn apply_examples(ns: &str) {
     ]);
 }
 
+/// Deletes every BackupPlan and RdsConnection in `ns` and waits until they are gone (their
+/// finalizers have released what they own in the cloud).
+pub fn delete_samples(ns: &str) {
+    kubectl(&[
+        "delete",
+        "backupplans,rdsconnections",
+        "--all",
+        "-n",
+        ns,
+        "--wait=true",
+        "--timeout=90s",
+    ]);
+}
+
 /// `examples/` of this workspace.
 pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")

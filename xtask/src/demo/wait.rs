@@ -69,27 +69,15 @@ pub async fn all_ready(
             line.finish();
             return Ok(objects);
         }
-        let operator = session.operator()?;
-        if let Some(status) = operator.exited() {
-            line.finish();
-            bail!(
-                "the operator exited ({status}); its log:\n{}",
-                operator.log_tail(40)
-            );
-        }
-        if started.elapsed() > timeout {
-            line.finish();
-            eprintln!("Not every object is Ready after {timeout:?}. Their conditions:");
-            for o in &objects {
-                eprintln!("  {} {}/{}: {}", o.kind, o.namespace, o.name, o.phase);
-                for c in &o.conditions {
-                    eprintln!("    {c}");
-                }
-            }
-            eprintln!("The operator's log (last 40 lines):");
-            eprintln!("{}", operator.log_tail(40));
-            bail!("timed out after {timeout:?} waiting for Ready");
-        }
+        give_up_if_stuck(
+            session,
+            &mut line,
+            started,
+            timeout,
+            &objects,
+            &format!("Not every object is Ready after {timeout:?}. Their conditions:"),
+            "Ready",
+        )?;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -132,27 +120,50 @@ pub async fn all_deleted(
             );
             return Ok(());
         }
-        let operator = session.operator()?;
-        if let Some(status) = operator.exited() {
-            line.finish();
-            bail!(
-                "the operator exited ({status}); its log:\n{}",
-                operator.log_tail(40)
-            );
-        }
-        if started.elapsed() > timeout {
-            line.finish();
-            eprintln!("Still there after {timeout:?}:");
-            for o in &objects {
-                eprintln!("  {} {}/{}: {}", o.kind, o.namespace, o.name, o.phase);
-                for c in &o.conditions {
-                    eprintln!("    {c}");
-                }
-            }
-            eprintln!("The operator's log (last 40 lines):");
-            eprintln!("{}", operator.log_tail(40));
-            bail!("timed out after {timeout:?} waiting for the deletion");
-        }
+        give_up_if_stuck(
+            session,
+            &mut line,
+            started,
+            timeout,
+            &objects,
+            &format!("Still there after {timeout:?}:"),
+            "the deletion",
+        )?;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Fails when the operator has exited, or when `timeout` has passed since `started`: then it
+/// prints `heading`, every object's phase and conditions, and the operator's log first.
+fn give_up_if_stuck(
+    session: &mut Session,
+    line: &mut ProgressLine,
+    started: Instant,
+    timeout: Duration,
+    objects: &[ObjectStatus],
+    heading: &str,
+    waiting_for: &str,
+) -> anyhow::Result<()> {
+    let operator = session.operator()?;
+    if let Some(status) = operator.exited() {
+        line.finish();
+        bail!(
+            "the operator exited ({status}); its log:\n{}",
+            operator.log_tail(40)
+        );
+    }
+    if started.elapsed() > timeout {
+        line.finish();
+        eprintln!("{heading}");
+        for o in objects {
+            eprintln!("  {} {}/{}: {}", o.kind, o.namespace, o.name, o.phase);
+            for c in &o.conditions {
+                eprintln!("    {c}");
+            }
+        }
+        eprintln!("The operator's log (last 40 lines):");
+        eprintln!("{}", operator.log_tail(40));
+        bail!("timed out after {timeout:?} waiting for {waiting_for}");
+    }
+    Ok(())
 }
