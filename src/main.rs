@@ -90,7 +90,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let lease = Lease::acquire_settings(&args, &client);
+    let lease = Lease::from_flags(&args, &client);
     tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity,
         "leader election: waiting for the Lease");
     let manager = LeaseManagerBuilder::new(client, &lease.name)
@@ -194,7 +194,7 @@ impl Lease {
     /// From the flags: namespace defaults to the client's (the pod's, in cluster), identity to
     /// the pod name (else the host name with a random suffix); the holder renews a third of the
     /// duration before expiry.
-    fn acquire_settings(args: &RunArgs, client: &kube::Client) -> Self {
+    fn from_flags(args: &RunArgs, client: &kube::Client) -> Self {
         let duration = args.leader_election_lease_duration.as_secs().max(2);
         let identity = args.pod_name.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

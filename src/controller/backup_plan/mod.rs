@@ -38,7 +38,7 @@ use self::cleanup::cleanup;
 use self::sweep::PlanInventory;
 use super::backoff::{self, FailureKind, Schedule};
 use super::own_writes::OwnWrites;
-use super::{Context, Error, FINALIZER};
+use super::{Context, Error, FINALIZER, lock};
 use crate::crd::BackupPlan;
 
 /// What the BackupPlan controller keeps between reconciles.
@@ -216,9 +216,4 @@ fn backup_plan_id(obj: &BackupPlan) -> Option<String> {
         .backup_plan_id
         .clone()
         .or_else(|| obj.status.as_ref().and_then(|s| s.backup_plan_id.clone()))
-}
-
-/// Locks a std mutex, recovering from poisoning (a counter map stays usable).
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
