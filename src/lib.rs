@@ -7,3 +7,4 @@ pub mod controller;
 pub mod crd;
 pub mod metrics;
 pub mod server;
+mod sync;

@@ -82,7 +82,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .with_telemetry(metrics.clone(), watches),
     );
-    let shutdown = shutdown_signal();
+    let shutdown = controller::shutdown_signal();
     tokio::pin!(shutdown);
     if !args.leader_elect {
         readiness.set_leadership(Leadership::NotElecting);
@@ -167,7 +167,7 @@ async fn run_controllers(
     let controllers = futures::future::join3(
         controller::backup_plan::run(ctx.clone()),
         controller::rds_connection::run(ctx.clone()),
-        controller::credentials_protection::run(ctx),
+        controller::credentials::run(ctx),
     );
     tokio::pin!(controllers);
     tokio::select! {
@@ -253,29 +253,5 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the operator");
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
     }
 }

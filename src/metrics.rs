@@ -17,6 +17,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::cloud::{CallObserver, Product};
+use crate::sync::lock;
 
 /// `controller` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -296,10 +297,6 @@ impl CallObserver for Metrics {
 
 /// Metrics shared by the process: the server, the cloud client and the controllers.
 pub type SharedMetrics = Arc<Metrics>;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 #[cfg(test)]
 mod tests {

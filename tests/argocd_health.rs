@@ -520,7 +520,7 @@ fn health_follows_the_status_the_operator_writes() {
     let phases = [
         (
             Phase::Ready {
-                reason: "Available".into(),
+                reason: "Available",
                 message: "plan dbs1hvf4bz8sasm7 is running".into(),
             },
             "Healthy",
@@ -528,7 +528,7 @@ fn health_follows_the_status_the_operator_writes() {
         ),
         (
             Phase::Reconciling {
-                reason: "Creating".into(),
+                reason: "Creating",
                 message: String::new(),
             },
             "Progressing",
@@ -536,7 +536,7 @@ fn health_follows_the_status_the_operator_writes() {
         ),
         (
             Phase::Stalled {
-                reason: "InvalidCredentials".into(),
+                reason: "InvalidCredentials",
                 message: "key not found".into(),
             },
             "Degraded",

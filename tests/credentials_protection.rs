@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use alicloud_db_operator::cloud::limiter::Quotas;
 use alicloud_db_operator::cloud::{AlibabaCloud, ClientConfig, Endpoints};
-use alicloud_db_operator::controller::credentials_protection::CREDENTIALS_IN_USE;
+use alicloud_db_operator::controller::credentials::CREDENTIALS_IN_USE;
 use alicloud_db_operator::controller::{self, Context, ControllerConfig};
 use alicloud_db_operator::crd::{BackupPlan, RdsConnection};
 use alicloud_emulator::{Emulator, EmulatorConfig};
@@ -86,7 +86,7 @@ async fn start(prefix: &str) -> Harness {
     let controllers = vec![
         tokio::spawn(controller::backup_plan::run(ctx.clone())),
         tokio::spawn(controller::rds_connection::run(ctx.clone())),
-        tokio::spawn(controller::credentials_protection::run(ctx)),
+        tokio::spawn(controller::credentials::run(ctx)),
     ];
     let h = Harness {
         client,

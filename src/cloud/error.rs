@@ -60,6 +60,14 @@ impl CloudError {
     pub fn has_code(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }
+
+    /// Whether the call was refused because the instance is busy with another change: worth
+    /// waiting for, unlike an outage or a rejected request.
+    pub fn is_busy(&self) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|c| BUSY_CODES.contains(&c))
+    }
 }
 
 /// RDS codes meaning "the instance is busy with another change; try again later".

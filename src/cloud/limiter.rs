@@ -125,12 +125,7 @@ impl RateLimiter {
             region: region.to_owned(),
             action: action.to_owned(),
         };
-        // A poisoned lock only means another caller panicked mid-update; the map is still
-        // usable (worst case one bucket's count is stale).
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buckets = crate::sync::lock(&self.buckets);
         if buckets.len() > PRUNE_THRESHOLD {
             buckets.retain(|_, b| now.saturating_duration_since(b.updated) < IDLE_EVICTION);
         }

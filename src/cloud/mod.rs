@@ -39,6 +39,7 @@ pub use credentials::{
     StaticCredentials, default_chain,
 };
 pub use dbs::DbsApi;
+pub use dbs::{normalize_backup_period, normalize_endpoint_type};
 pub use endpoints::{Endpoints, Product};
 pub use error::{CloudError, ErrorKind, classify};
 pub use limiter::{Quotas, RateLimiter};
@@ -46,10 +47,7 @@ pub use observer::{CallObserver, Observer};
 pub use rds::RdsApi;
 pub use signer::SignatureVersion;
 pub use sts::{AssumeRoleWithOidc, StsApi, StsCredentials};
-pub use transport::{
-    AlibabaCloud, ClientBuildError, ClientConfig, normalize_backup_period, normalize_endpoint_type,
-    operator_user_agent,
-};
+pub use transport::{AlibabaCloud, ClientBuildError, ClientConfig, operator_user_agent};
 
 /// Who makes a call and where: the credentials it is signed with and the region it targets.
 #[derive(Clone, Debug)]

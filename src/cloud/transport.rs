@@ -1,9 +1,10 @@
-//! Alibaba Cloud over HTTP: the client, its configuration, and the typed DBS/RDS calls.
+//! Alibaba Cloud over HTTP: the client (signing, rate limiting, retries, the success verdict)
+//! and its configuration. The typed DBS and RDS calls built on it live with their API models,
+//! in `dbs/http.rs` and `rds/http.rs`.
 
 mod client;
-mod dbs_calls;
 mod params;
-mod rds_calls;
 
+pub(crate) use client::Idempotency;
 pub use client::{AlibabaCloud, ClientBuildError, ClientConfig, operator_user_agent};
-pub use dbs_calls::{normalize_backup_period, normalize_endpoint_type};
+pub(crate) use params::Params;

@@ -1,5 +1,5 @@
 //! Wire formats shared by the products: lenient JSON scalars, the DBS envelope, the generic
-//! error body, and the one function that decides whether a response is a success.
+//! error body, and the one function that gives the verdict on whether a response is a success.
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -101,11 +101,33 @@ pub struct ErrorBody {
     pub err_message: Option<String>,
 }
 
+/// A string field of a response object, whatever JSON type the service sent it as.
+pub fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(lenient_string)
+}
+
+/// `Wrapper.Inner[]` that may also arrive as a bare array or a single object.
+pub fn wrapped_list<'a>(v: &'a Value, wrapper: &str, inner: &str) -> Vec<&'a Value> {
+    let Some(w) = v.get(wrapper) else {
+        return Vec::new();
+    };
+    let list = if w.is_array() {
+        w
+    } else {
+        w.get(inner).unwrap_or(w)
+    };
+    match list {
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(_) => vec![list],
+        _ => Vec::new(),
+    }
+}
+
 /// Decides success or failure of one response, in one place:
 /// HTTP non-2xx → error from the body; DBS `Success == false` → error with `ErrCode`;
 /// DBS `Success == true` → success (a present `ErrCode` is only logged at debug); other
 /// products' 2xx → success. Returns the parsed body on success.
-pub fn decide(
+pub fn verdict(
     product: Product,
     action: &'static str,
     http_status: u16,
@@ -184,6 +206,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn wrapped_lists_accept_every_shape() {
+        let v = serde_json::json!({"Items": {"BackupPlanDetail": [{"a": 1}, {"a": 2}]}});
+        assert_eq!(wrapped_list(&v, "Items", "BackupPlanDetail").len(), 2);
+        let v = serde_json::json!({"Items": [{"a": 1}]});
+        assert_eq!(wrapped_list(&v, "Items", "BackupPlanDetail").len(), 1);
+        let v = serde_json::json!({"Items": {"BackupPlanDetail": {"a": 1}}});
+        assert_eq!(wrapped_list(&v, "Items", "BackupPlanDetail").len(), 1);
+        let v = serde_json::json!({"Items": {"BackupPlanDetail": []}});
+        assert!(wrapped_list(&v, "Items", "BackupPlanDetail").is_empty());
+        assert!(wrapped_list(&serde_json::json!({}), "Items", "X").is_empty());
+    }
+
+    #[test]
     fn lenient_scalars_accept_strings_and_numbers() {
         let v: Value = serde_json::json!({"a": "true", "b": "FALSE", "c": true, "d": "x", "e": 1});
         assert_eq!(lenient_bool(&v["a"]), Some(true));
@@ -216,7 +251,7 @@ mod tests {
     #[test]
     fn dbs_success_false_on_http_200_is_an_error_with_err_code() {
         let body = br#"{"Success":false,"ErrCode":"InvalidJobId","ErrMessage":"gone","HttpStatusCode":200,"RequestId":"r1"}"#;
-        let err = decide(Product::Dbs, "ReleaseBackupPlan", 200, body).unwrap_err();
+        let err = verdict(Product::Dbs, "ReleaseBackupPlan", 200, body).unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound);
         assert_eq!(err.code.as_deref(), Some("InvalidJobId"));
         assert_eq!(err.request_id.as_deref(), Some("r1"));
@@ -226,28 +261,28 @@ mod tests {
     #[test]
     fn dbs_success_true_with_err_code_is_a_success() {
         let body = br#"{"Success":true,"ErrCode":"Param.NotFound","ErrMessage":"x","BackupPlanId":"dbs1"}"#;
-        let v = decide(Product::Dbs, "StartBackupPlan", 200, body).unwrap();
+        let v = verdict(Product::Dbs, "StartBackupPlan", 200, body).unwrap();
         assert_eq!(v["BackupPlanId"], "dbs1");
     }
 
     #[test]
     fn dbs_string_false_is_a_failure() {
         let body = br#"{"Success":"false","ErrCode":"Param.NotFound","HttpStatusCode":"200"}"#;
-        let err = decide(Product::Dbs, "ReleaseBackupPlan", 200, body).unwrap_err();
+        let err = verdict(Product::Dbs, "ReleaseBackupPlan", 200, body).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Terminal);
     }
 
     #[test]
     fn dbs_not_ready_is_retryable() {
         let body = br#"{"Success":false,"ErrCode":"BackupPlanNotReady","HttpStatusCode":400}"#;
-        let err = decide(Product::Dbs, "ConfigureBackupPlan", 200, body).unwrap_err();
+        let err = verdict(Product::Dbs, "ConfigureBackupPlan", 200, body).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Retryable);
     }
 
     #[test]
     fn non_2xx_uses_the_generic_error_body() {
         let body = br#"{"RequestId":"r","HostId":"h","Code":"InvalidConnectionString.Duplicate","Message":"dup"}"#;
-        let err = decide(Product::Rds, "AllocateInstancePublicConnection", 404, body).unwrap_err();
+        let err = verdict(Product::Rds, "AllocateInstancePublicConnection", 404, body).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Terminal);
         assert_eq!(err.http_status, Some(404));
         assert!(err.has_code("InvalidConnectionString.Duplicate"));
@@ -255,16 +290,16 @@ mod tests {
 
     #[test]
     fn non_2xx_without_json_is_classified_by_status() {
-        let err = decide(Product::Rds, "DescribeDBInstanceNetInfo", 502, b"<html>").unwrap_err();
+        let err = verdict(Product::Rds, "DescribeDBInstanceNetInfo", 502, b"<html>").unwrap_err();
         assert_eq!(err.kind, ErrorKind::Retryable);
         assert_eq!(err.code, None);
-        let err = decide(Product::Rds, "DescribeDBInstanceNetInfo", 404, b"").unwrap_err();
+        let err = verdict(Product::Rds, "DescribeDBInstanceNetInfo", 404, b"").unwrap_err();
         assert_eq!(err.kind, ErrorKind::Terminal);
     }
 
     #[test]
     fn rds_2xx_is_success_without_envelope() {
-        let v = decide(
+        let v = verdict(
             Product::Rds,
             "ReleaseInstanceConnection",
             200,

@@ -5,21 +5,35 @@
 //! half of that value so that many objects failing together (a throttled burst, an outage) do
 //! not retry in lockstep. Throttling waits longer: at least `throttled_delay`, and never less
 //! than the service asked for.
+//!
+//! A failed reconcile records its failure in the status, and that write triggers the next
+//! reconcile at once: [`Backoff::holding`] keeps such a trigger from cutting the wait short.
+//! Only a change of the spec (a new generation) or a deletion does.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::Error;
-use crate::cloud::ErrorKind;
+use kube::{Resource, ResourceExt};
+use tokio::time::Instant;
 
-/// Consecutive-failure counts per object, shared by every reconcile of one controller.
+use super::{ControllerConfig, Error};
+use crate::cloud::ErrorKind;
+use crate::sync::lock;
+
+/// Consecutive failures per object, shared by every reconcile of one controller.
 #[derive(Debug)]
 pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    throttled: Duration,
-    failures: Mutex<HashMap<String, u32>>,
+    schedule: Schedule,
+    failures: Mutex<HashMap<String, Failures>>,
+}
+
+/// One object's consecutive failed reconciles, and when it may be tried again.
+#[derive(Debug)]
+struct Failures {
+    count: u32,
+    retry_at: Instant,
+    generation: Option<i64>,
 }
 
 /// How a failure should be waited out.
@@ -44,50 +58,60 @@ impl From<&Error> for FailureKind {
 }
 
 impl Backoff {
-    /// Backoff from `min` doubling up to `max`; after throttling at least `throttled`.
-    pub fn new(min: Duration, max: Duration, throttled: Duration) -> Self {
+    /// Backoff with the controllers' configured delays.
+    pub fn new(config: &ControllerConfig) -> Self {
         Self {
-            min,
-            max: max.max(min),
-            throttled,
-            failures: Mutex::new(HashMap::new()),
+            schedule: Schedule {
+                min: config.min_backoff,
+                max: config.max_backoff.max(config.min_backoff),
+                throttled: config.throttled_delay,
+            },
+            failures: Mutex::default(),
         }
     }
 
-    /// Records one more failure of `key` and returns how long to wait before the next attempt.
-    pub fn record_failure(&self, key: &str, kind: FailureKind) -> Duration {
-        let failures = {
-            let mut map = self.lock();
-            let n = map.entry(key.to_owned()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        };
-        let schedule = Schedule {
-            min: self.min,
-            max: self.max,
-            throttled: self.throttled,
-        };
-        delay(failures, schedule, kind, rand::random::<f64>())
+    /// Records one more failure of `obj` and returns how long to wait before the next attempt.
+    pub fn record_failure(&self, obj: &impl Resource, kind: FailureKind) -> Duration {
+        let mut map = lock(&self.failures);
+        let entry = map.entry(key(obj)).or_insert(Failures {
+            count: 0,
+            retry_at: Instant::now(),
+            generation: None,
+        });
+        entry.count = entry.count.saturating_add(1);
+        let wait = delay(entry.count, self.schedule, kind, rand::random::<f64>());
+        entry.retry_at = Instant::now() + wait;
+        entry.generation = obj.meta().generation;
+        wait
     }
 
-    /// Consecutive failures of `key` so far.
+    /// How long `obj` must still wait after its last failure; `None` when it may run now (no
+    /// failure, wait over, spec changed since, or deletion requested).
+    pub fn holding(&self, obj: &impl Resource) -> Option<Duration> {
+        let map = lock(&self.failures);
+        let f = map.get(&key(obj))?;
+        let meta = obj.meta();
+        if f.generation != meta.generation || meta.deletion_timestamp.is_some() {
+            return None;
+        }
+        Some(f.retry_at.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
+    }
+
+    /// Forgets `obj`'s failures after a successful reconcile (or once the object is gone).
+    pub fn reset(&self, obj: &impl Resource) {
+        lock(&self.failures).remove(&key(obj));
+    }
+
+    /// Consecutive failures of `obj` so far.
     #[cfg(test)]
-    pub fn failures(&self, key: &str) -> u32 {
-        self.lock().get(key).copied().unwrap_or(0)
+    fn failures(&self, obj: &impl Resource) -> u32 {
+        lock(&self.failures).get(&key(obj)).map_or(0, |f| f.count)
     }
+}
 
-    /// Forgets `key`'s failures after a successful reconcile (or once the object is gone).
-    pub fn reset(&self, key: &str) {
-        self.lock().remove(key);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
-        // A poisoned lock only means a panic elsewhere mid-update of a counter; the counts are
-        // still usable.
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+/// Per-object key: the UID, so a re-created object starts with a clean slate.
+fn key(obj: &impl Resource) -> String {
+    obj.uid().unwrap_or_else(|| obj.name_any())
 }
 
 /// The delays a [`Backoff`] works with.
@@ -181,17 +205,46 @@ mod tests {
         }
     }
 
-    #[test]
-    fn failures_count_per_object_and_reset() {
-        let b = Backoff::new(MS(100), MS(10_000), MS(1_000));
-        let first = b.record_failure("uid-a", FailureKind::default());
+    fn object(uid: &str, generation: i64) -> k8s_openapi::api::core::v1::ConfigMap {
+        let mut o = k8s_openapi::api::core::v1::ConfigMap::default();
+        o.metadata.uid = Some(uid.into());
+        o.metadata.generation = Some(generation);
+        o
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_count_per_object_hold_until_due_and_reset() {
+        let b = Backoff::new(&ControllerConfig {
+            min_backoff: MS(100),
+            max_backoff: MS(10_000),
+            throttled_delay: MS(1_000),
+            ..ControllerConfig::default()
+        });
+        let a = object("uid-a", 1);
+        let first = b.record_failure(&a, FailureKind::default());
         assert!(first >= MS(50) && first <= MS(100), "{first:?}");
-        b.record_failure("uid-a", FailureKind::default());
-        let third = b.record_failure("uid-a", FailureKind::default());
+        b.record_failure(&a, FailureKind::default());
+        let third = b.record_failure(&a, FailureKind::default());
         assert!(third >= MS(200) && third <= MS(400), "{third:?}");
-        assert_eq!(b.failures("uid-a"), 3);
-        assert_eq!(b.failures("uid-b"), 0, "other objects are not affected");
-        b.reset("uid-a");
-        assert_eq!(b.failures("uid-a"), 0);
+        assert_eq!(b.failures(&a), 3);
+        assert_eq!(
+            b.failures(&object("uid-b", 1)),
+            0,
+            "other objects are not affected"
+        );
+        assert_eq!(
+            b.holding(&a),
+            Some(third),
+            "a trigger before the wait is over waits"
+        );
+        assert_eq!(
+            b.holding(&object("uid-a", 2)),
+            None,
+            "a spec change runs at once"
+        );
+        tokio::time::advance(third).await;
+        assert_eq!(b.holding(&a), None, "due");
+        b.reset(&a);
+        assert_eq!(b.failures(&a), 0);
     }
 }

@@ -1,7 +1,14 @@
-//! `Ready`, `Reconciling` and `Stalled` conditions per the Kubernetes API conventions.
+//! The phase model every kind reports: `Ready`, `Reconciling` and `Stalled` conditions per the
+//! Kubernetes API conventions, each with `observedGeneration`.
+//!
+//! Reasons are typed per kind (an enum rendered to the CamelCase word users see) or come from
+//! [`Error::reason`]; a [`Phase`] carries the rendered word.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::EventType;
+
+use super::Error;
 
 /// Condition type: the cloud resource matches the spec.
 pub const READY: &str = "Ready";
@@ -10,20 +17,110 @@ pub const RECONCILING: &str = "Reconciling";
 /// Condition type: progress needs a change by the user.
 pub const STALLED: &str = "Stalled";
 
+/// Declares a kind's reason enum; each variant renders as its own name, the CamelCase word
+/// conditions and Events show.
+macro_rules! reasons {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident {
+        $($(#[$variant_meta:meta])* $variant:ident),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant),+
+        }
+
+        impl $name {
+            /// The CamelCase word conditions and Events show.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($variant)),+
+                }
+            }
+        }
+
+        impl From<$name> for &'static str {
+            fn from(reason: $name) -> Self {
+                reason.as_str()
+            }
+        }
+    };
+}
+pub(crate) use reasons;
+
 /// Where an object stands, as one of three mutually exclusive summaries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// Ready=True.
-    Ready { reason: String, message: String },
+    Ready {
+        /// CamelCase reason.
+        reason: &'static str,
+        /// What the user should know.
+        message: String,
+    },
     /// Ready=False, Reconciling=True.
-    Reconciling { reason: String, message: String },
+    Reconciling {
+        /// CamelCase reason.
+        reason: &'static str,
+        /// What the operator is doing.
+        message: String,
+    },
     /// Ready=False, Stalled=True.
-    Stalled { reason: String, message: String },
+    Stalled {
+        /// CamelCase reason.
+        reason: &'static str,
+        /// What the user should change.
+        message: String,
+    },
 }
 
 impl Phase {
+    /// `Ready` with `reason`.
+    pub fn ready(reason: impl Into<&'static str>, message: impl Into<String>) -> Self {
+        Self::Ready {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `Reconciling` with `reason`.
+    pub fn reconciling(reason: impl Into<&'static str>, message: impl Into<String>) -> Self {
+        Self::Reconciling {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `Stalled` with `reason`.
+    pub fn stalled(reason: impl Into<&'static str>, message: impl Into<String>) -> Self {
+        Self::Stalled {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The phase a failed reconcile leaves the object in: `Stalled` when only the user can fix
+    /// it, `Reconciling` while it is retried.
+    pub fn of_error(error: &Error) -> Self {
+        if error.is_stalled() {
+            Self::stalled(error.reason(), error.user_message())
+        } else {
+            Self::reconciling(
+                error.reason(),
+                format!("retrying: {}", error.user_message()),
+            )
+        }
+    }
+
+    /// The type of the Event announcing a transition to this phase.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Self::Stalled { .. } => EventType::Warning,
+            Self::Ready { .. } | Self::Reconciling { .. } => EventType::Normal,
+        }
+    }
+
     /// The CamelCase reason of the phase.
-    pub fn reason(&self) -> &str {
+    pub fn reason(&self) -> &'static str {
         match self {
             Self::Ready { reason, .. }
             | Self::Reconciling { reason, .. }
@@ -109,7 +206,7 @@ mod tests {
     #[test]
     fn ready_phase_sets_ready_true_and_others_false() {
         let phase = Phase::Ready {
-            reason: "Available".into(),
+            reason: "Available",
             message: "plan running".into(),
         };
         let cs = conditions_for(&phase, Some(3), &[], ts(100));
@@ -124,14 +221,14 @@ mod tests {
     #[test]
     fn unchanged_status_keeps_last_transition_time() {
         let phase = Phase::Reconciling {
-            reason: "Creating".into(),
+            reason: "Creating",
             message: String::new(),
         };
         let first = conditions_for(&phase, Some(1), &[], ts(100));
         let second = conditions_for(&phase, Some(2), &first, ts(200));
         assert_eq!(second[0].last_transition_time, Time(ts(100)));
         let ready = Phase::Ready {
-            reason: "Available".into(),
+            reason: "Available",
             message: String::new(),
         };
         let third = conditions_for(&ready, Some(2), &second, ts(300));

@@ -1,16 +1,15 @@
 //! What every reconcile shares: Kubernetes client, cloud clients, credentials, settings.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
+use k8s_openapi::NamespaceResourceScope;
 use kube::runtime::events::Reporter;
+use kube::{Api, Resource};
 
-use super::{Error, WatchSync, credentials_protection};
-use crate::cloud::{CredentialProvider, Credentials, DbsApi, RdsApi, Scope};
-use crate::crd::{CredentialsRef, SecretKeyRef};
+use super::WatchSync;
+use super::failpoint::Failpoint;
+use crate::cloud::{CredentialProvider, DbsApi, RdsApi};
 use crate::metrics::Metrics;
 
 /// Tunables of the controllers; every one is a flag with an environment fallback in `main`.
@@ -37,28 +36,6 @@ pub struct ControllerConfig {
     pub deletion_timeout: Duration,
     /// Fault injected for the crash test suite; `None` in production.
     pub failpoint: Option<Failpoint>,
-}
-
-/// A fault the operator injects into itself, for crash tests only
-/// (`ALICLOUD_DB_OPERATOR_FAILPOINT`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failpoint {
-    /// `kill-after-create-backup-plan`: SIGKILL the process right after CreateBackupPlan
-    /// succeeds, before the plan id reaches the status.
-    KillAfterCreateBackupPlan,
-}
-
-impl std::str::FromStr for Failpoint {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "kill-after-create-backup-plan" => Ok(Self::KillAfterCreateBackupPlan),
-            other => Err(format!(
-                "unknown failpoint {other:?} (known: kill-after-create-backup-plan)"
-            )),
-        }
-    }
 }
 
 impl Default for ControllerConfig {
@@ -132,134 +109,24 @@ impl Context {
         self
     }
 
-    /// Credentials for an object: its `credentialsRef` Secret in its own namespace, else the
-    /// operator's own.
-    pub async fn credentials(
-        &self,
-        namespace: &str,
-        credentials_ref: Option<&CredentialsRef>,
-    ) -> Result<Credentials, Error> {
-        match credentials_ref {
-            Some(r) => {
-                let data = self.secret_data(namespace, &r.name).await?;
-                Credentials::from_secret_data(&data)
-                    .map_err(|e| Error::Secret(format!("Secret {namespace}/{}: {e}", r.name)))
-            }
-            None => match &self.default_credentials {
-                Some(p) => Ok(p.credentials().await?),
-                None => Err(Error::Secret(
-                    "no credentialsRef and the operator has no credentials of its own \
-                     (set ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET or RRSA)"
-                        .into(),
-                )),
-            },
+    /// The objects of kind `K` in `namespace`.
+    pub fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// The objects of kind `K` the controllers watch: in `watch_namespace`, else everywhere.
+    pub fn watched<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match &self.config.watch_namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
         }
-    }
-
-    /// A [`Scope`] for calls on behalf of an object.
-    pub async fn scope(
-        &self,
-        namespace: &str,
-        credentials_ref: Option<&CredentialsRef>,
-        region: &str,
-    ) -> Result<Scope, Error> {
-        Ok(Scope {
-            credentials: self.credentials(namespace, credentials_ref).await?,
-            region: region.to_owned(),
-        })
-    }
-
-    /// A [`Scope`] for the apply path: like [`Context::scope`], and marks the `credentialsRef`
-    /// Secret in use so that it outlives the object and its cleanup can still authenticate.
-    /// Cleanup paths use [`Context::scope`].
-    pub async fn scope_protecting_credentials(
-        &self,
-        namespace: &str,
-        credentials_ref: Option<&CredentialsRef>,
-        region: &str,
-    ) -> Result<Scope, Error> {
-        let scope = self.scope(namespace, credentials_ref, region).await?;
-        if let Some(r) = credentials_ref {
-            credentials_protection::protect(&self.client, namespace, &r.name).await?;
-        }
-        Ok(scope)
-    }
-
-    /// One key of a Secret in `namespace`, as UTF-8.
-    pub async fn secret_value(
-        &self,
-        namespace: &str,
-        key_ref: &SecretKeyRef,
-    ) -> Result<String, Error> {
-        let data = self.secret_data(namespace, &key_ref.name).await?;
-        let bytes = data.get(&key_ref.key).ok_or_else(|| {
-            Error::Secret(format!(
-                "Secret {namespace}/{} has no key {}",
-                key_ref.name, key_ref.key
-            ))
-        })?;
-        String::from_utf8(bytes.clone()).map_err(|_| {
-            Error::Secret(format!(
-                "Secret {namespace}/{} key {} is not UTF-8",
-                key_ref.name, key_ref.key
-            ))
-        })
-    }
-
-    /// One key of a Secret in `namespace`, as UTF-8, with a version of the Secret
-    /// (`<uid>/<resourceVersion>`) that changes whenever the Secret does and reveals nothing of it.
-    pub async fn secret_value_versioned(
-        &self,
-        namespace: &str,
-        key_ref: &SecretKeyRef,
-    ) -> Result<(String, String), Error> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = api.get_opt(&key_ref.name).await?.ok_or_else(|| {
-            Error::Secret(format!("Secret {namespace}/{} not found", key_ref.name))
-        })?;
-        let version = format!(
-            "{}/{}",
-            secret.metadata.uid.as_deref().unwrap_or_default(),
-            secret
-                .metadata
-                .resource_version
-                .as_deref()
-                .unwrap_or_default()
-        );
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(&key_ref.key))
-            .ok_or_else(|| {
-                Error::Secret(format!(
-                    "Secret {namespace}/{} has no key {}",
-                    key_ref.name, key_ref.key
-                ))
-            })?;
-        let value = String::from_utf8(bytes.0.clone()).map_err(|_| {
-            Error::Secret(format!(
-                "Secret {namespace}/{} key {} is not UTF-8",
-                key_ref.name, key_ref.key
-            ))
-        })?;
-        Ok((value, version))
-    }
-
-    async fn secret_data(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<BTreeMap<String, Vec<u8>>, Error> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = api
-            .get_opt(name)
-            .await?
-            .ok_or_else(|| Error::Secret(format!("Secret {namespace}/{name} not found")))?;
-        Ok(secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect())
     }
 }

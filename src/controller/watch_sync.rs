@@ -12,18 +12,18 @@ pub struct WatchSync {
 impl WatchSync {
     /// Expects the cache `name` to sync before the process is ready.
     pub fn expect(&self, name: &'static str) {
-        super::lock(&self.caches).entry(name).or_insert(false);
+        crate::sync::lock(&self.caches).entry(name).or_insert(false);
     }
 
     /// Records that the cache `name` finished its first list.
     pub fn synced(&self, name: &'static str) {
-        super::lock(&self.caches).insert(name, true);
+        crate::sync::lock(&self.caches).insert(name, true);
         tracing::debug!(cache = name, "cache synced");
     }
 
     /// The expected caches not synced yet.
     pub fn pending(&self) -> Vec<&'static str> {
-        super::lock(&self.caches)
+        crate::sync::lock(&self.caches)
             .iter()
             .filter(|(_, synced)| !**synced)
             .map(|(name, _)| *name)

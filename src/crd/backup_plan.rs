@@ -393,3 +393,69 @@ pub struct BackupPlanStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
+
+/// `as_api_str()` for CRD enums whose API value is their name in the CRD, and (for the test
+/// below) the list of their variants.
+macro_rules! api_strings {
+    ($($ty:ident { $($variant:ident => $value:literal),+ $(,)? })+) => {
+        $(impl $ty {
+            /// The value DBS expects for this choice: its name in the CRD.
+            pub fn as_api_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $value),+
+                }
+            }
+
+            #[cfg(test)]
+            const ALL: &'static [Self] = &[$(Self::$variant),+];
+        })+
+    };
+}
+
+api_strings! {
+    DatabaseType {
+        MySQL => "MySQL", MSSQL => "MSSQL", Oracle => "Oracle", MariaDB => "MariaDB",
+        PostgreSQL => "PostgreSQL", DRDS => "DRDS", MongoDB => "MongoDB", Redis => "Redis",
+    }
+    InstanceClass {
+        Micro => "micro", Small => "small", Medium => "medium", Large => "large",
+        Xlarge => "xlarge",
+    }
+    BackupMethod { Logical => "logical", Physical => "physical", Duplication => "duplication" }
+    SubscriptionPeriod { Year => "Year", Month => "Month" }
+    SourceInstanceType {
+        RDS => "RDS", ECS => "ECS", Express => "Express", Agent => "Agent", DDS => "DDS",
+        Other => "Other",
+    }
+    Weekday {
+        Monday => "Monday", Tuesday => "Tuesday", Wednesday => "Wednesday",
+        Thursday => "Thursday", Friday => "Friday", Saturday => "Saturday", Sunday => "Sunday",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serialised<T: Serialize>(value: T) -> String {
+        match serde_json::to_value(value) {
+            Ok(serde_json::Value::String(s)) => s,
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn api_strings_are_the_crd_names() {
+        fn check<T: Serialize + Copy + std::fmt::Debug>(all: &[T], api: fn(T) -> &'static str) {
+            for v in all {
+                assert_eq!(api(*v), serialised(*v), "{v:?}");
+            }
+        }
+        check(DatabaseType::ALL, DatabaseType::as_api_str);
+        check(InstanceClass::ALL, InstanceClass::as_api_str);
+        check(BackupMethod::ALL, BackupMethod::as_api_str);
+        check(SubscriptionPeriod::ALL, SubscriptionPeriod::as_api_str);
+        check(SourceInstanceType::ALL, SourceInstanceType::as_api_str);
+        check(Weekday::ALL, Weekday::as_api_str);
+    }
+}

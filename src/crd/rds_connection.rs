@@ -90,7 +90,7 @@ pub enum InstanceNetworkType {
 
 impl InstanceNetworkType {
     /// The value of the `InstanceNetworkType` API parameter.
-    pub fn api_value(self) -> &'static str {
+    pub fn as_api_str(self) -> &'static str {
         match self {
             Self::VPC => "0",
             Self::Classic => "1",

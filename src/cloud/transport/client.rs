@@ -1,5 +1,5 @@
 //! The HTTP client: signs, rate-limits, sends and retries one RPC call, then hands the body to
-//! [`decide`] for the verdict.
+//! [`verdict`] for the verdict.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use crate::cloud::signer::{
     sign_v2, sign_v3, v2_common_params,
 };
 use crate::cloud::sts::{self, ASSUME_ROLE_WITH_OIDC, AssumeRoleWithOidc, StsApi, StsCredentials};
-use crate::cloud::wire::{decide, request_id};
+use crate::cloud::wire::{request_id, verdict};
 use crate::cloud::{CloudError, CredentialProvider, Credentials, ErrorKind};
 
 /// Tunables of [`AlibabaCloud`].
@@ -399,7 +399,7 @@ impl AlibabaCloud {
             .bytes()
             .await
             .map_err(|e| transport_error(call.action, &e))?;
-        decide(call.product, call.action, status, &bytes).map_err(|mut error| {
+        verdict(call.product, call.action, status, &bytes).map_err(|mut error| {
             error.retry_after = retry_after;
             if error.request_id.is_none() {
                 error.request_id = header_request_id;

@@ -1,32 +1,24 @@
-//! Pure decisions of the BackupPlan controller: spec → DBS request values, and (spec, status,
-//! observed plan, `now`) → the next step. No I/O, no clock: every input is an argument.
+//! Pure decisions of the BackupPlan controller: (spec, status, observed plan, `now`) → the next
+//! step, and what deletion does. No I/O, no clock: every input is an argument.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::observe::Observation;
+use super::report::Reason;
+use super::requests::{self, backup_objects_value};
+#[cfg(test)]
+use super::requests::{client_token, configure_request, create_request, source_endpoint_request};
 use crate::cloud::dbs::{
-    BackupPlanDetail, ConfigureBackupPlan, CreateBackupPlan, ModifyBackupSourceEndpoint,
-    ModifyBackupStrategy, ModifyStorageStrategy, SourceEndpoint,
+    BackupPlanDetail, ModifyBackupStrategy, ModifyStorageStrategy, PlanStatus,
 };
-use crate::crd::{
-    BackupObject, BackupPlanSpec, DeletionPolicy, PayType, SourceInstanceType, StorageType,
-};
+use crate::crd::{BackupPlanSpec, DeletionPolicy, PayType};
 
 /// Longest plan name DBS accepts.
 const MAX_PLAN_NAME: usize = 64;
-
-/// What the cloud said about a plan the object refers to.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Observation {
-    /// The plan exists; the detail is as DBS described it (enum case normalised by the client).
-    Found(Box<BackupPlanDetail>),
-    /// Neither a complete sweep nor a describe by id found the plan (or it is released).
-    Missing,
-}
 
 /// Everything [`decide`] looks at.
 #[derive(Clone, Debug)]
@@ -58,7 +50,9 @@ pub struct Facts<'a> {
 pub enum Step {
     /// The spec cannot be acted on; no cloud call.
     Stalled {
-        reason: &'static str,
+        /// Condition reason.
+        reason: Reason,
+        /// What the user should know and do.
         message: String,
     },
     /// Paused by annotation; no cloud call.
@@ -106,8 +100,11 @@ pub enum SourceEndpointChange {
 pub enum Cleanup {
     /// Remove the finalizer without any cloud call; record why.
     Forget {
+        /// Whether the Event is a Warning.
         warning: bool,
-        reason: &'static str,
+        /// Event reason.
+        reason: Reason,
+        /// Event note.
         message: String,
     },
     /// `ReleaseBackupPlan` (pay-as-you-go).
@@ -117,25 +114,6 @@ pub enum Cleanup {
     /// No id was recorded but a CreateBackupPlan was sent: repeat it with the same ClientToken
     /// (DBS answers with the plan it created before), then release that plan.
     RecoverThenRelease(String),
-}
-
-/// The deterministic `ClientToken` of CreateBackupPlan for an object: the same object always
-/// sends the same token, so a repeated create returns the plan created before. ASCII, ≤ 64.
-pub fn client_token(uid: &str) -> String {
-    let clean: String = uid
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .collect();
-    let mut token = format!("bp-{clean}");
-    token.truncate(64);
-    token
-}
-
-/// The plan name at DBS: `spec.planName`, else `<namespace>-<name>`.
-pub fn plan_name(spec: &BackupPlanSpec, namespace: &str, name: &str) -> String {
-    spec.plan_name
-        .clone()
-        .unwrap_or_else(|| format!("{namespace}-{name}"))
 }
 
 /// Checks the schema cannot make; a message for the user on failure.
@@ -154,190 +132,11 @@ pub fn validate(spec: &BackupPlanSpec, plan_name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// API value of a CRD enum: its serialised name (`MySQL`, `micro`, `logical`, ...).
-fn api_value<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
-
-/// `CreateBackupPlan` parameters for the spec.
-pub fn create_request(spec: &BackupPlanSpec, client_token: &str) -> CreateBackupPlan {
-    let mut req = CreateBackupPlan {
-        instance_class: api_value(&spec.instance_class),
-        database_type: api_value(&spec.database_type),
-        backup_method: api_value(&spec.backup_method),
-        client_token: Some(client_token.to_owned()),
-        ..Default::default()
-    };
-    match spec.pay_type {
-        PayType::PayAsYouGo => {
-            req.pay_type = "postpay".into();
-            req.database_region = Some(
-                spec.source
-                    .region
-                    .clone()
-                    .unwrap_or_else(|| spec.region.clone()),
-            );
-            req.storage_region = Some(spec.region.clone());
-            req.instance_type = Some(
-                match spec.source.instance_type {
-                    SourceInstanceType::RDS => "RDS",
-                    SourceInstanceType::DDS => "DDS",
-                    _ => "Other",
-                }
-                .into(),
-            );
-        }
-        PayType::Subscription => {
-            req.pay_type = "prepay".into();
-            req.period = spec.period.as_ref().map(api_value);
-            req.used_time = spec.used_time;
-        }
-    }
-    req
-}
-
-/// The source endpoint of the spec, with `password` when the spec names one.
-pub fn source_endpoint(spec: &BackupPlanSpec, password: Option<String>) -> SourceEndpoint {
-    let s = &spec.source;
-    SourceEndpoint {
-        instance_type: api_value(&s.instance_type),
-        region: s.region.clone(),
-        instance_id: s.instance_id.clone(),
-        ip: s.host.clone(),
-        port: s.port,
-        database_name: s.database_name.clone(),
-        user_name: s.user_name.clone(),
-        password,
-        oracle_sid: s.oracle_sid.clone(),
-        backup_gateway_id: s.backup_gateway_id,
-    }
-}
-
-/// `BackupObjects` as DBS wants it: a JSON string, `None` for "every database".
-pub fn backup_objects_json(objects: &[BackupObject]) -> Option<String> {
-    if objects.is_empty() {
-        return None;
-    }
-    Some(backup_objects_value(objects).to_string())
-}
-
-fn backup_objects_value(objects: &[BackupObject]) -> Value {
-    let tables = |names: &[String]| {
-        names
-            .iter()
-            .map(|n| json!({ "TableName": n }))
-            .collect::<Vec<_>>()
-    };
-    Value::Array(
-        objects
-            .iter()
-            .map(|o| {
-                let mut m = serde_json::Map::new();
-                m.insert("DBName".into(), json!(o.database_name));
-                if let Some(schema) = &o.schema_name {
-                    m.insert("SchemaName".into(), json!(schema));
-                }
-                if !o.table_includes.is_empty() {
-                    m.insert(
-                        "TableIncludes".into(),
-                        Value::Array(tables(&o.table_includes)),
-                    );
-                }
-                if !o.table_excludes.is_empty() {
-                    m.insert(
-                        "TableExcludes".into(),
-                        Value::Array(tables(&o.table_excludes)),
-                    );
-                }
-                Value::Object(m)
-            })
-            .collect(),
-    )
-}
-
-/// `BackupPeriod` of a schedule: weekdays Monday first, comma-separated.
-fn backup_period(spec: &BackupPlanSpec) -> Option<String> {
-    spec.schedule.as_ref().map(|s| {
-        let days: BTreeSet<_> = s.weekdays.iter().collect();
-        days.into_iter()
-            .map(api_value)
-            .collect::<Vec<_>>()
-            .join(",")
-    })
-}
-
-/// `ConfigureBackupPlan` parameters for the spec.
-pub fn configure_request(
-    spec: &BackupPlanSpec,
-    backup_plan_id: &str,
-    plan_name: &str,
-    password: Option<String>,
-) -> ConfigureBackupPlan {
-    let retention = spec.retention.as_ref();
-    let storage_type = spec
-        .storage
-        .as_ref()
-        .map_or(StorageType::System, |s| s.storage_type);
-    ConfigureBackupPlan {
-        backup_plan_id: backup_plan_id.to_owned(),
-        backup_plan_name: plan_name.to_owned(),
-        source: source_endpoint(spec, password),
-        backup_objects: backup_objects_json(&spec.backup_objects),
-        backup_period: backup_period(spec),
-        backup_start_time: spec.schedule.as_ref().map(|s| s.start_time.clone()),
-        backup_strategy_type: Some(
-            if spec.schedule.is_some() {
-                "simple"
-            } else {
-                "manual"
-            }
-            .into(),
-        ),
-        enable_backup_log: Some(spec.enable_backup_log),
-        backup_log_interval_seconds: spec.backup_log_interval_seconds,
-        backup_retention_period: retention.map(|r| r.backup_retention_days),
-        duplication_infrequent_access_period: retention.map(|r| r.infrequent_access_days),
-        duplication_archive_period: retention.map(|r| r.archive_days),
-        backup_storage_type: (storage_type == StorageType::System).then(|| "system".into()),
-        oss_bucket_name: spec
-            .storage
-            .as_ref()
-            .and_then(|s| s.oss_bucket_name.clone()),
-        client_token: None,
-    }
-}
-
-/// `ModifyBackupSourceEndpoint` parameters for the spec. `BackupObjects` is required (except
-/// for `Agent` sources): a spec without objects sends back what DBS described, so the call
-/// changes the endpoint only.
-pub fn source_endpoint_request(
-    spec: &BackupPlanSpec,
-    backup_plan_id: &str,
-    password: Option<String>,
-    described_objects: Option<&str>,
-) -> ModifyBackupSourceEndpoint {
-    let objects = backup_objects_json(&spec.backup_objects).or_else(|| {
-        if spec.source.instance_type == SourceInstanceType::Agent {
-            return None;
-        }
-        let described = described_objects.map(str::trim).filter(|o| !o.is_empty());
-        Some(described.unwrap_or("[]").to_owned())
-    });
-    ModifyBackupSourceEndpoint {
-        backup_plan_id: backup_plan_id.to_owned(),
-        source: source_endpoint(spec, password),
-        backup_objects: objects,
-    }
-}
-
 /// The next step for an object that is not being deleted.
 pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
     if let Err(message) = validate(facts.spec, facts.plan_name) {
         return Step::Stalled {
-            reason: "InvalidSpec",
+            reason: Reason::InvalidSpec,
             message,
         };
     }
@@ -351,7 +150,7 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
         None => return Step::Observe,
         Some(Observation::Missing) => {
             return Step::Stalled {
-                reason: "CloudPlanMissing",
+                reason: Reason::CloudPlanMissing,
                 message: format!(
                     "backup plan {id} no longer exists at DBS; it is not re-created. Delete this \
                      object, or remove the finalizer after recreating the plan and adopting it"
@@ -360,8 +159,8 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
         }
         Some(Observation::Found(d)) => d,
     };
-    match detail.backup_plan_status.as_str() {
-        "wait" => {
+    match &detail.backup_plan_status {
+        PlanStatus::Wait => {
             let ready_at = facts.created_at.map(|t| t + facts.configure_delay);
             match ready_at.map(|t| t.duration_since(now)) {
                 Some(left) if left.is_positive() => {
@@ -371,22 +170,24 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
                 _ => Step::Configure,
             }
         }
-        "locked" => Step::Stalled {
-            reason: "CloudPlanLocked",
+        PlanStatus::Locked => Step::Stalled {
+            reason: Reason::CloudPlanLocked,
             message: format!("backup plan {id} is locked at DBS (for example an overdue payment)"),
         },
         status => {
             if let Some(m) = modification(facts, id, detail) {
                 return Step::Modify(m);
             }
-            if status == "running" {
+            if *status == PlanStatus::Running {
                 return Step::Ready;
             }
             match detail.err_message.as_deref().filter(|m| !m.is_empty()) {
-                Some(err) if status == "init" || status == "stop" => Step::Stalled {
-                    reason: "PrecheckFailed",
-                    message: format!("DBS precheck of plan {id} failed: {err}"),
-                },
+                Some(err) if matches!(status, PlanStatus::Init | PlanStatus::Stop) => {
+                    Step::Stalled {
+                        reason: Reason::PrecheckFailed,
+                        message: format!("DBS precheck of plan {id} failed: {err}"),
+                    }
+                }
                 _ => Step::Start,
             }
         }
@@ -403,7 +204,7 @@ fn modification(facts: &Facts<'_>, id: &str, d: &BackupPlanDetail) -> Option<Mod
         let want: BTreeSet<String> = schedule
             .weekdays
             .iter()
-            .map(|w| api_value(w).to_lowercase())
+            .map(|w| w.as_api_str().to_lowercase())
             .collect();
         let have: BTreeSet<String> = d
             .backup_period
@@ -420,13 +221,9 @@ fn modification(facts: &Facts<'_>, id: &str, d: &BackupPlanDetail) -> Option<Mod
         let interval_changed = spec.backup_log_interval_seconds.is_some()
             && spec.backup_log_interval_seconds != facts.applied_backup_log_interval_seconds;
         if want != have || start != Some(schedule.start_time.as_str()) || interval_changed {
-            return Some(Modification::Strategy(ModifyBackupStrategy {
-                backup_plan_id: id.to_owned(),
-                backup_period: backup_period(spec).unwrap_or_default(),
-                backup_start_time: Some(schedule.start_time.clone()),
-                backup_strategy_type: Some("simple".into()),
-                backup_log_interval_seconds: spec.backup_log_interval_seconds,
-            }));
+            return Some(Modification::Strategy(requests::modify_strategy(
+                spec, id, schedule,
+            )));
         }
     }
     if let Some(r) = &spec.retention {
@@ -438,12 +235,7 @@ fn modification(facts: &Facts<'_>, id: &str, d: &BackupPlanDetail) -> Option<Mod
             )
             || differs(d.duplication_archive_period, r.archive_days)
         {
-            return Some(Modification::Storage(ModifyStorageStrategy {
-                backup_plan_id: id.to_owned(),
-                backup_retention_period: r.backup_retention_days,
-                duplication_infrequent_access_period: r.infrequent_access_days,
-                duplication_archive_period: r.archive_days,
-            }));
+            return Some(Modification::Storage(requests::modify_storage(id, r)));
         }
     }
     if source_differs(spec, d) {
@@ -471,7 +263,7 @@ fn source_differs(spec: &BackupPlanSpec, d: &BackupPlanDetail) -> bool {
     let type_differs = d
         .source_endpoint_instance_type
         .as_deref()
-        .is_some_and(|t| !t.eq_ignore_ascii_case(&api_value(&s.instance_type)));
+        .is_some_and(|t| !t.eq_ignore_ascii_case(s.instance_type.as_api_str()));
     let ip_port = match (&s.host, s.port) {
         (Some(h), Some(p)) => Some(format!("{h}:{p}")),
         _ => None,
@@ -515,13 +307,13 @@ pub fn cleanup(
         return match client_token {
             None => Cleanup::Forget {
                 warning: false,
-                reason: "NothingToRelease",
+                reason: Reason::NothingToRelease,
                 message: "no backup plan was created for this object; nothing to release".into(),
             },
             // Repeating the create of a Subscription plan would buy one: never do that.
             Some(token) if paused || spec.pay_type == PayType::Subscription => Cleanup::Forget {
                 warning: true,
-                reason: "PlanMayRemain",
+                reason: Reason::PlanMayRemain,
                 message: format!(
                     "CreateBackupPlan was sent with ClientToken {token} but its answer was never \
                      recorded; a plan may remain at DBS: check the DBS console"
@@ -529,7 +321,7 @@ pub fn cleanup(
             },
             Some(_) if spec.deletion_policy == DeletionPolicy::Retain => Cleanup::Forget {
                 warning: false,
-                reason: "PlanRetained",
+                reason: Reason::PlanRetained,
                 message: "deletionPolicy Retain: any plan created for this object is left at DBS"
                     .into(),
             },
@@ -539,7 +331,7 @@ pub fn cleanup(
     if paused {
         return Cleanup::Forget {
             warning: true,
-            reason: "DeletedWhilePaused",
+            reason: Reason::DeletedWhilePaused,
             message: format!(
                 "object is paused: finalizer removed without cloud calls; backup plan {id} remains at DBS"
             ),
@@ -548,7 +340,7 @@ pub fn cleanup(
     if spec.deletion_policy == DeletionPolicy::Retain {
         return Cleanup::Forget {
             warning: false,
-            reason: "PlanRetained",
+            reason: Reason::PlanRetained,
             message: format!("deletionPolicy Retain: backup plan {id} is left at DBS"),
         };
     }

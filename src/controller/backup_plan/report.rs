@@ -1,161 +1,241 @@
-//! Report: the status (server-side apply, only when it changed) and Events.
+//! Report: reasons, where a step leaves the object (phase and requeue), and the status
+//! (server-side apply through the shared status writer, only when it changed) with one Event per
+//! Ready transition.
 
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::Resource;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::controller::Action;
 
-use super::State;
-use crate::controller::Error;
-use crate::controller::conditions::{self, Phase};
+use super::decide::Step;
+use super::observe::{Observation, Sighting};
+use crate::controller::conditions::{self, Phase, reasons};
+use crate::controller::runtime::Runtime;
+use crate::controller::{ControllerConfig, Error, Managed};
 use crate::crd::{BackupPlan, BackupPlanStatus};
 
-/// The phase an error leaves the object in.
-pub(super) fn error_phase(e: &Error) -> Phase {
-    let (reason, message) = (e.reason().to_owned(), e.user_message());
-    if e.is_stalled() {
-        Phase::Stalled { reason, message }
-    } else {
-        Phase::Reconciling { reason, message }
+/// How soon to look again after a call that changes the plan.
+pub const AFTER_CHANGE: Duration = Duration::from_secs(1);
+
+reasons! {
+    /// Why a BackupPlan is where it is (condition and Event reasons of this kind; failures use
+    /// [`Error::reason`]).
+    pub enum Reason {
+        /// The plan is running and matches the spec.
+        Available,
+        /// The plan is being created, or has not been observed yet.
+        Creating,
+        /// DBS accepts the configuration only some time after the creation.
+        WaitingToConfigure,
+        /// `ConfigureBackupPlan` was accepted.
+        Configuring,
+        /// `StartBackupPlan` was accepted.
+        Starting,
+        /// A `Modify*` call was accepted.
+        Updating,
+        /// Paused by annotation.
+        Paused,
+        /// The spec asks for something DBS cannot do.
+        InvalidSpec,
+        /// The plan no longer exists at DBS.
+        CloudPlanMissing,
+        /// DBS locked the plan.
+        CloudPlanLocked,
+        /// The DBS precheck failed.
+        PrecheckFailed,
+        /// Deleted before any plan was created.
+        NothingToRelease,
+        /// Deleted after a create whose answer was lost; a plan may remain.
+        PlanMayRemain,
+        /// `deletionPolicy: Retain` left the plan at DBS.
+        PlanRetained,
+        /// Deleted while paused; the plan remains.
+        DeletedWhilePaused,
+        /// The plan was released.
+        PlanReleased,
+        /// A Subscription plan was stopped; it cannot be released through the API.
+        SubscriptionNotReleased,
+        /// A deletion gave up; the plan may remain.
+        CloudResourceMayRemain,
     }
 }
 
-/// Reason of the conditions of a paused object.
-pub(super) const PAUSED: &str = "Paused";
+impl Managed for BackupPlan {
+    const KIND: &'static str = "BackupPlan";
+    type Status = BackupPlanStatus;
 
-/// Paused keeps Ready as it was, with reason `Paused`.
-pub(super) fn paused_phase(obj: &BackupPlan) -> Phase {
-    let was_ready = obj
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY))
-        .is_some_and(|c| c.status == "True");
-    let message = "paused by annotation db.alicloud.dev/paused; no cloud calls are made".to_owned();
-    if was_ready {
-        Phase::Ready {
-            reason: PAUSED.into(),
-            message,
-        }
-    } else {
-        Phase::Reconciling {
-            reason: PAUSED.into(),
-            message,
+    fn status(&self) -> Option<&BackupPlanStatus> {
+        self.status.as_ref()
+    }
+
+    fn conditions(status: &BackupPlanStatus) -> &[Condition] {
+        &status.conditions
+    }
+}
+
+/// Where a reconcile step leaves the object, and when to look again.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The phase to report.
+    pub phase: Phase,
+    /// When to reconcile again.
+    pub action: Action,
+    /// Whether the spec was acted upon (false while paused).
+    acted: bool,
+}
+
+impl Outcome {
+    /// The spec was acted upon and the object is in `phase`.
+    pub fn new(phase: Phase, action: Action) -> Self {
+        Self {
+            phase,
+            action,
+            acted: true,
         }
     }
 }
 
-/// Writes the status (only when it changed) and records one Event per Ready transition.
-pub(super) async fn report(
+/// Writes the status for a step's outcome (or failure) and passes the outcome on.
+pub async fn report(
+    rt: &Runtime<BackupPlan>,
     obj: &BackupPlan,
-    state: &State,
     status: BackupPlanStatus,
-    phase: Phase,
-) -> Result<(), Error> {
-    report_for(obj, state, status, phase, obj.metadata.generation, true).await
+    outcome: Result<Outcome, Error>,
+) -> Result<Action, Error> {
+    match outcome {
+        Ok(o) => {
+            // Paused: nothing of the spec was acted upon, so the conditions keep the generation
+            // last acted upon (a spec change made while paused is not claimed as observed).
+            let generation = if o.acted {
+                obj.metadata.generation
+            } else {
+                obj.status.as_ref().and_then(|s| s.observed_generation)
+            };
+            write_for(rt, obj, status, &o.phase, generation, true).await?;
+            Ok(o.action)
+        }
+        Err(e) => {
+            if let Err(report_error) = write(rt, obj, status, &Phase::of_error(&e), true).await {
+                tracing::warn!(error = %report_error, "could not record the failure in the status");
+            }
+            Err(e)
+        }
+    }
 }
 
-/// [`report`] without the transition Event, for a caller that records its own.
-pub(super) async fn report_without_event(
+/// Writes `status` with the conditions of `phase` for the object's generation; with
+/// `announce`, one Event per Ready transition.
+pub async fn write(
+    rt: &Runtime<BackupPlan>,
     obj: &BackupPlan,
-    state: &State,
     status: BackupPlanStatus,
-    phase: Phase,
+    phase: &Phase,
+    announce: bool,
 ) -> Result<(), Error> {
-    report_for(obj, state, status, phase, obj.metadata.generation, false).await
+    write_for(rt, obj, status, phase, obj.metadata.generation, announce).await
 }
 
-/// [`report`] for a paused object: nothing of the spec was acted upon, so the status and its
-/// conditions keep the generation last acted upon (a spec change made while paused is not
-/// claimed as observed).
-pub(super) async fn report_paused(
+async fn write_for(
+    rt: &Runtime<BackupPlan>,
     obj: &BackupPlan,
-    state: &State,
-    status: BackupPlanStatus,
-    phase: Phase,
-) -> Result<(), Error> {
-    let acted = obj.status.as_ref().and_then(|s| s.observed_generation);
-    report_for(obj, state, status, phase, acted, true).await
-}
-
-/// Writes the status for `generation` (only when it changed) and, with `announce`, records one
-/// Event per Ready transition.
-async fn report_for(
-    obj: &BackupPlan,
-    state: &State,
     mut status: BackupPlanStatus,
-    phase: Phase,
+    phase: &Phase,
     generation: Option<i64>,
     announce: bool,
 ) -> Result<(), Error> {
     let previous = obj
         .status
         .as_ref()
-        .map(|s| s.conditions.clone())
+        .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    status.conditions = conditions::conditions_for(
-        &phase,
-        generation,
-        &previous,
-        whole_second(Timestamp::now()),
-    );
+    status.conditions =
+        conditions::conditions_for(phase, generation, previous, whole_second(Timestamp::now()));
     status.observed_generation = generation;
-    if obj.status.as_ref() != Some(&status) {
-        state
-            .writes
-            .apply_status(&state.ctx.client, obj, &status)
-            .await?;
-    }
-    if announce && conditions::is_transition(&previous, &status.conditions) {
-        let kind = match phase {
-            Phase::Stalled { .. } => EventType::Warning,
-            Phase::Ready { .. } | Phase::Reconciling { .. } => EventType::Normal,
-        };
-        publish(state, obj, kind, phase.reason(), phase.message().to_owned()).await;
-    }
-    Ok(())
+    rt.write_status(obj, &status, phase, announce).await
 }
 
-/// Longest Event note the API server accepts is 1 kB.
-const MAX_NOTE: usize = 1000;
-
-/// `text` cut to at most `max` bytes on a character boundary.
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
-}
-
-/// Records an Event about `obj`; a failure to record is logged, never fatal.
-pub(super) async fn publish(
-    state: &State,
+/// The outcome of a step that makes no cloud call.
+pub fn settle(
     obj: &BackupPlan,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(truncate(note, MAX_NOTE)),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = state.recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::debug!(error = %e, reason, "could not record Event");
+    id: Option<&str>,
+    step: &Step,
+    config: &ControllerConfig,
+) -> Outcome {
+    let id = id.unwrap_or("-");
+    match step {
+        Step::Stalled { reason, message } => {
+            let action = match reason {
+                Reason::InvalidSpec => Action::await_change(),
+                _ => Action::requeue(config.resync_period),
+            };
+            Outcome::new(Phase::stalled(*reason, message.clone()), action)
+        }
+        Step::Paused => Outcome {
+            phase: paused_phase(obj),
+            action: Action::await_change(),
+            acted: false,
+        },
+        Step::WaitToConfigure(left) => Outcome::new(
+            waiting_to_configure(id, config.configure_delay),
+            Action::requeue(*left),
+        ),
+        Step::Ready => Outcome::new(
+            Phase::ready(Reason::Available, format!("backup plan {id} is running")),
+            Action::requeue(config.resync_period),
+        ),
+        // Mutating steps are acted on by `act`; reaching here means "look again".
+        Step::Observe | Step::Create | Step::Configure | Step::Start | Step::Modify(_) => {
+            Outcome::new(
+                Phase::reconciling(Reason::Creating, "waiting for the plan to be observed"),
+                Action::requeue(AFTER_CHANGE),
+            )
+        }
     }
+}
+
+/// The phase of a plan created and not yet configurable.
+pub fn waiting_to_configure(id: &str, configure_delay: Duration) -> Phase {
+    Phase::reconciling(
+        Reason::WaitingToConfigure,
+        format!(
+            "plan {id} created; DBS accepts its configuration {configure_delay:?} after creation"
+        ),
+    )
+}
+
+/// Paused keeps Ready as it was, with reason `Paused`.
+fn paused_phase(obj: &BackupPlan) -> Phase {
+    let was_ready = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY))
+        .is_some_and(|c| c.status == "True");
+    let message = "paused by annotation db.alicloud.dev/paused; no cloud calls are made";
+    if was_ready {
+        Phase::ready(Reason::Paused, message)
+    } else {
+        Phase::reconciling(Reason::Paused, message)
+    }
+}
+
+/// Records in the status what an observation of plan `id` found.
+pub fn record_sighting(status: &mut BackupPlanStatus, id: &str, sighting: &Sighting) {
+    status.backup_plan_id = Some(id.to_owned());
+    status.last_sync_time = Some(Time(whole_second(sighting.observed_at)));
+    status.cloud_status = match &sighting.observation {
+        Observation::Found(d) => Some(d.backup_plan_status.to_string()),
+        Observation::Missing => None,
+    };
 }
 
 /// `ts` truncated to the second, as the API server stores times.
-pub(super) fn whole_second(ts: Timestamp) -> Timestamp {
+pub fn whole_second(ts: Timestamp) -> Timestamp {
     Timestamp::from_second(ts.as_second()).unwrap_or(ts)
 }
 
 /// `ts` rounded up to the next whole second, so a stored time is never earlier than the event.
-pub(super) fn ceil_second(ts: Timestamp) -> Timestamp {
+pub fn ceil_second(ts: Timestamp) -> Timestamp {
     let extra = i64::from(ts.subsec_nanosecond() > 0);
     Timestamp::from_second(ts.as_second() + extra).unwrap_or(ts)
 }
@@ -163,13 +243,6 @@ pub(super) fn ceil_second(ts: Timestamp) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn event_notes_are_cut_on_a_character_boundary() {
-        assert_eq!(truncate("short".into(), 10), "short");
-        assert_eq!(truncate("ééé".into(), 3), "é");
-        assert_eq!(truncate("x".repeat(2000), MAX_NOTE).len(), MAX_NOTE);
-    }
 
     #[test]
     fn stored_times_round_the_right_way() {

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::crd::{
-    BackupMethod, BackupSchedule, BackupSource, DatabaseType, InstanceClass, Retention,
-    SubscriptionPeriod, Weekday,
+    BackupMethod, BackupObject, BackupSchedule, BackupSource, DatabaseType, InstanceClass,
+    Retention, SourceInstanceType, SubscriptionPeriod, Weekday,
 };
 
 fn ts(s: i64) -> Timestamp {
@@ -51,7 +51,7 @@ fn running() -> BackupPlanDetail {
     BackupPlanDetail {
         backup_plan_id: "dbsabc123".into(),
         backup_plan_name: "ns-bp".into(),
-        backup_plan_status: "running".into(),
+        backup_plan_status: PlanStatus::Running,
         backup_period: Some("Monday,Thursday".into()),
         backup_start_time: Some("14:22".into()),
         source_endpoint_instance_type: Some("RDS".into()),
@@ -64,7 +64,7 @@ fn running() -> BackupPlanDetail {
 
 fn with_status(status: &str) -> Observation {
     Observation::Found(Box::new(BackupPlanDetail {
-        backup_plan_status: status.into(),
+        backup_plan_status: PlanStatus::parse(status),
         ..running()
     }))
 }
@@ -177,7 +177,7 @@ fn decision_table() {
         ..running()
     }));
     let precheck = Observation::Found(Box::new(BackupPlanDetail {
-        backup_plan_status: "init".into(),
+        backup_plan_status: PlanStatus::Init,
         err_message: Some("can not connect".into()),
         ..running()
     }));
@@ -258,7 +258,7 @@ fn decision_table() {
                 matches!(
                     x,
                     Step::Stalled {
-                        reason: "CloudPlanMissing",
+                        reason: Reason::CloudPlanMissing,
                         ..
                     }
                 )
@@ -272,7 +272,7 @@ fn decision_table() {
                 matches!(
                     x,
                     Step::Stalled {
-                        reason: "CloudPlanLocked",
+                        reason: Reason::CloudPlanLocked,
                         ..
                     }
                 )
@@ -328,7 +328,7 @@ fn decision_table() {
                 matches!(
                     x,
                     Step::Stalled {
-                        reason: "PrecheckFailed",
+                        reason: Reason::PrecheckFailed,
                         ..
                     }
                 )
@@ -376,7 +376,7 @@ fn invalid_spec_stalls_before_any_call() {
     assert!(matches!(
         decide(&f, ts(0)),
         Step::Stalled {
-            reason: "InvalidSpec",
+            reason: Reason::InvalidSpec,
             ..
         }
     ));
@@ -388,7 +388,7 @@ fn invalid_spec_stalls_before_any_call() {
         ..facts(&plain, None)
     };
     assert!(
-        matches!(decide(&f, ts(0)), Step::Stalled { reason: "InvalidSpec", message } if message.contains("spec.planName"))
+        matches!(decide(&f, ts(0)), Step::Stalled { reason: Reason::InvalidSpec, message } if message.contains("spec.planName"))
     );
 }
 
@@ -441,7 +441,7 @@ fn cleanup_table() {
     assert!(matches!(
         cleanup(&s, true, Some("dbsabc123"), Some("bp-uid")),
         Cleanup::Forget {
-            reason: "DeletedWhilePaused",
+            reason: Reason::DeletedWhilePaused,
             warning: true,
             ..
         }
@@ -449,7 +449,7 @@ fn cleanup_table() {
     assert!(matches!(
         cleanup(&s, false, None, None),
         Cleanup::Forget {
-            reason: "NothingToRelease",
+            reason: Reason::NothingToRelease,
             ..
         }
     ));
@@ -457,7 +457,7 @@ fn cleanup_table() {
     assert!(matches!(
         cleanup(&s, false, Some("dbsabc123"), Some("bp-uid")),
         Cleanup::Forget {
-            reason: "PlanRetained",
+            reason: Reason::PlanRetained,
             warning: false,
             ..
         }
@@ -481,7 +481,7 @@ fn cleanup_recovers_a_plan_whose_create_answer_was_lost() {
     assert!(matches!(
         cleanup(&s, true, None, Some("bp-uid")),
         Cleanup::Forget {
-            reason: "PlanMayRemain",
+            reason: Reason::PlanMayRemain,
             warning: true,
             ..
         }
@@ -490,7 +490,7 @@ fn cleanup_recovers_a_plan_whose_create_answer_was_lost() {
     assert!(matches!(
         cleanup(&s, false, None, Some("bp-uid")),
         Cleanup::Forget {
-            reason: "PlanRetained",
+            reason: Reason::PlanRetained,
             ..
         }
     ));
@@ -500,7 +500,7 @@ fn cleanup_recovers_a_plan_whose_create_answer_was_lost() {
         matches!(
             cleanup(&s, false, None, Some("bp-uid")),
             Cleanup::Forget {
-                reason: "PlanMayRemain",
+                reason: Reason::PlanMayRemain,
                 warning: true,
                 ..
             }

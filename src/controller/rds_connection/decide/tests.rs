@@ -362,7 +362,7 @@ fn cleanup_table() {
     let delete = spec("myapp-db", 3306);
     let ours = Some("myapp-db.mysql.rds.aliyuncs.com");
     let reason = |c: Cleanup| match c {
-        Cleanup::Forget { reason, .. } => reason,
+        Cleanup::Forget { reason, .. } => reason.as_str(),
         Cleanup::Release => "Release",
     };
     assert_eq!(reason(cleanup(&delete, ours, false)), "Release");
@@ -476,6 +476,10 @@ fn release_names_the_network_type_rds_reports() {
         ("unknown value: the spec's", &vpc_spec, Some("Hybrid"), "0"),
     ];
     for (name, s, reported, want) in cases {
-        assert_eq!(release_network_type(s, &net(reported)), want, "{name}");
+        assert_eq!(
+            requests::release_network_type(s, &net(reported)),
+            want,
+            "{name}"
+        );
     }
 }

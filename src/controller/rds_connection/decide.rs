@@ -17,55 +17,20 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::observe::Observed;
+use super::report::Reason;
+use super::requests;
 use crate::cloud::rds::{
     AllocatePublicConnection, InstanceNetInfo, ModifyConnectionString, NetInfoEndpoint,
 };
 use crate::controller::conditions::READY;
-use crate::crd::{InstanceNetworkType, RdsConnectionSpec, RdsConnectionStatus};
+use crate::crd::{RdsConnectionSpec, RdsConnectionStatus};
 
 /// Shortest prefix `ModifyDBInstanceConnectionString` accepts (Allocate accepts 5).
 pub const MODIFY_MIN_PREFIX_LEN: usize = 8;
 
 /// `IPType` of a public endpoint in `DescribeDBInstanceNetInfo`.
 const PUBLIC: &str = "Public";
-
-/// What RDS reported about the instance in this reconcile.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Observed {
-    /// `DBInstanceStatus` from `DescribeDBInstanceAttribute`.
-    pub instance_status: String,
-    /// Endpoints from `DescribeDBInstanceNetInfo`.
-    pub net_info: InstanceNetInfo,
-}
-
-impl Observed {
-    /// Only `Running` lets endpoint operations through; every other status is transitional.
-    pub fn is_running(&self) -> bool {
-        self.instance_status == "Running"
-    }
-}
-
-/// Why progress needs a change by the user.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StallReason {
-    /// The spec asks for something RDS cannot do.
-    InvalidSpec,
-    /// The instance has a public endpoint that is not ours.
-    PublicEndpointExists,
-    /// The prefix is in use by another instance.
-    ConnectionStringTaken,
-}
-
-impl StallReason {
-    /// CamelCase condition and Event reason.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidSpec => "InvalidSpec",
-            Self::PublicEndpointExists => "PublicEndpointExists",
-            Self::ConnectionStringTaken => "ConnectionStringTaken",
-        }
-    }
-}
 
 /// The one thing the controller does next for a live object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,7 +57,7 @@ pub enum Step {
     /// Nothing can be done until the user changes something.
     Stall {
         /// Condition reason.
-        reason: StallReason,
+        reason: Reason,
         /// What the user should know and do.
         message: String,
     },
@@ -104,7 +69,7 @@ pub enum Cleanup {
     /// Remove the finalizer without calling Alibaba Cloud; the endpoint stays.
     Forget {
         /// Event reason.
-        reason: &'static str,
+        reason: Reason,
         /// Event note.
         message: String,
     },
@@ -227,7 +192,7 @@ pub fn next_step(spec: &RdsConnectionSpec, managed: Option<&str>, observed: &Obs
             let renames = prefix_of(&endpoint.connection_string) != spec.connection_string_prefix;
             if renames && spec.connection_string_prefix.len() < MODIFY_MIN_PREFIX_LEN {
                 return Step::Stall {
-                    reason: StallReason::InvalidSpec,
+                    reason: Reason::InvalidSpec,
                     message: format!(
                         "renaming {} needs a connectionStringPrefix of at least {MODIFY_MIN_PREFIX_LEN} \
                          characters, {:?} has {}",
@@ -244,14 +209,7 @@ pub fn next_step(spec: &RdsConnectionSpec, managed: Option<&str>, observed: &Obs
             }
             Step::Modify {
                 endpoint: endpoint.clone(),
-                request: ModifyConnectionString {
-                    db_instance_id: spec.db_instance_id.clone(),
-                    current_connection_string: endpoint.connection_string.clone(),
-                    connection_string_prefix: spec.connection_string_prefix.clone(),
-                    port: spec.port,
-                    babelfish_port: spec.babelfish_port,
-                    pg_bouncer_port: spec.pg_bouncer_port,
-                },
+                request: requests::modify(spec, endpoint),
             }
         }
         // A busy instance may be half-way through our own change (an endpoint renamed but not
@@ -264,7 +222,7 @@ pub fn next_step(spec: &RdsConnectionSpec, managed: Option<&str>, observed: &Obs
             .find(|e| e.ip_type == PUBLIC)
         {
             Some(other) => Step::Stall {
-                reason: StallReason::PublicEndpointExists,
+                reason: Reason::PublicEndpointExists,
                 message: format!(
                     "instance {} already has the public endpoint {}, which this object did not \
                      create; set connectionStringPrefix to {:?} to adopt it, or release it",
@@ -273,13 +231,7 @@ pub fn next_step(spec: &RdsConnectionSpec, managed: Option<&str>, observed: &Obs
                     prefix_of(&other.connection_string)
                 ),
             },
-            None => Step::Allocate(AllocatePublicConnection {
-                db_instance_id: spec.db_instance_id.clone(),
-                connection_string_prefix: spec.connection_string_prefix.clone(),
-                port: spec.port,
-                babelfish_port: spec.babelfish_port,
-                pg_bouncer_port: spec.pg_bouncer_port,
-            }),
+            None => Step::Allocate(requests::allocate(spec)),
         },
     }
 }
@@ -295,7 +247,7 @@ pub fn after_duplicate(
 ) -> Step {
     match next_step(spec, managed, observed) {
         Step::Allocate(_) | Step::Modify { .. } => Step::Stall {
-            reason: StallReason::ConnectionStringTaken,
+            reason: Reason::ConnectionStringTaken,
             message: format!(
                 "the endpoint prefix {:?} is already used by another RDS instance; choose another \
                  connectionStringPrefix",
@@ -311,7 +263,7 @@ pub fn cleanup(spec: &RdsConnectionSpec, managed: Option<&str>, paused: bool) ->
     let endpoint = managed.unwrap_or("the public endpoint");
     if paused {
         return Cleanup::Forget {
-            reason: "Paused",
+            reason: Reason::Paused,
             message: format!(
                 "deleted while paused: finalizer removed without calling Alibaba Cloud; {endpoint} \
                  of instance {} was left in place",
@@ -321,7 +273,7 @@ pub fn cleanup(spec: &RdsConnectionSpec, managed: Option<&str>, paused: bool) ->
     }
     if spec.deletion_policy == crate::crd::DeletionPolicy::Retain {
         return Cleanup::Forget {
-            reason: "Retained",
+            reason: Reason::Retained,
             message: format!(
                 "deletionPolicy Retain: {endpoint} of instance {} was left in place",
                 spec.db_instance_id
@@ -339,17 +291,6 @@ pub fn endpoint_to_release<'a>(
     net_info: &'a InstanceNetInfo,
 ) -> Option<&'a NetInfoEndpoint> {
     our_endpoint(spec, managed, net_info)
-}
-
-/// `InstanceNetworkType` of the release call: the instance's network type as
-/// `DescribeDBInstanceNetInfo` reports it, else the spec's. RDS refuses a release naming the
-/// wrong type, so trusting a mistaken spec would leave the endpoint behind on every deletion.
-pub fn release_network_type(spec: &RdsConnectionSpec, net_info: &InstanceNetInfo) -> &'static str {
-    match net_info.instance_network_type.as_deref() {
-        Some(t) if t.eq_ignore_ascii_case("VPC") => InstanceNetworkType::VPC.api_value(),
-        Some(t) if t.eq_ignore_ascii_case("Classic") => InstanceNetworkType::Classic.api_value(),
-        _ => spec.instance_network_type.api_value(),
-    }
 }
 
 /// Whether a deletion that keeps failing for a reason only the user can fix has waited long

@@ -4,6 +4,10 @@ use async_trait::async_trait;
 
 use super::{CloudError, Scope};
 
+mod http;
+
+pub use http::{normalize_backup_period, normalize_endpoint_type};
+
 /// The DBS calls the BackupPlan controller makes. Each method is exactly one API call (plus the
 /// client's own safe retries); success is decided from the DBS envelope in one place.
 #[async_trait]
@@ -209,6 +213,71 @@ impl StopMethod {
     }
 }
 
+/// `BackupPlanStatus` as DBS describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PlanStatus {
+    /// `wait`: created, not configured yet.
+    #[default]
+    Wait,
+    /// `init`: configured; the precheck has not passed (or failed, with `ErrMessage`).
+    Init,
+    /// `check_pass`: the precheck passed; the plan is starting.
+    CheckPass,
+    /// `running`: backing up on schedule.
+    Running,
+    /// `stop`: stopped (`StopBackupPlan`), or a failed start.
+    Stop,
+    /// `pause`: paused.
+    Pause,
+    /// `locked`: locked by DBS, for example for an overdue payment.
+    Locked,
+    /// `released`: released; as good as gone.
+    Released,
+    /// A status this client does not know, as DBS sent it.
+    Other(String),
+}
+
+impl PlanStatus {
+    /// The status for a described `BackupPlanStatus` (case-insensitive).
+    pub fn parse(value: &str) -> Self {
+        let known = [
+            Self::Wait,
+            Self::Init,
+            Self::CheckPass,
+            Self::Running,
+            Self::Stop,
+            Self::Pause,
+            Self::Locked,
+            Self::Released,
+        ];
+        known
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(value.trim()))
+            .unwrap_or_else(|| Self::Other(value.to_owned()))
+    }
+
+    /// The API value (`running`, `check_pass`, ...).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Wait => "wait",
+            Self::Init => "init",
+            Self::CheckPass => "check_pass",
+            Self::Running => "running",
+            Self::Stop => "stop",
+            Self::Pause => "pause",
+            Self::Locked => "locked",
+            Self::Released => "released",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for PlanStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Parameters of `DescribeBackupPlanList`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DescribeBackupPlanList {
@@ -248,7 +317,7 @@ pub struct BackupPlanDetail {
     /// `BackupPlanName`.
     pub backup_plan_name: String,
     /// `BackupPlanStatus`.
-    pub backup_plan_status: String,
+    pub backup_plan_status: PlanStatus,
     /// `BackupPlanCreateTime`, epoch milliseconds.
     pub backup_plan_create_time: Option<i64>,
     /// `BackupMethod`.
@@ -350,4 +419,32 @@ pub struct BackupPlanBilling {
     pub buy_expired_timestamp: Option<i64>,
     /// `IsExpired` (prepay only).
     pub is_expired: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PlanStatus;
+
+    #[test]
+    fn plan_statuses_round_trip_and_unknown_ones_are_kept() {
+        for s in [
+            "wait",
+            "init",
+            "check_pass",
+            "running",
+            "stop",
+            "pause",
+            "locked",
+            "released",
+        ] {
+            let status = PlanStatus::parse(s);
+            assert!(!matches!(status, PlanStatus::Other(_)), "{s}");
+            assert_eq!(status.as_str(), s);
+        }
+        assert_eq!(PlanStatus::parse("RUNNING"), PlanStatus::Running);
+        assert_eq!(
+            PlanStatus::parse("frozen"),
+            PlanStatus::Other("frozen".into())
+        );
+    }
 }

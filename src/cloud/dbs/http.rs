@@ -4,15 +4,15 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::client::{AlibabaCloud, Idempotency};
-use super::params::Params;
 use crate::cloud::dbs::{
     BackupPlanBilling, BackupPlanDetail, BackupPlanPage, ConfigureBackupPlan, CreateBackupPlan,
     CreatedBackupPlan, DbsApi, DescribeBackupPlanList, ModifyBackupSourceEndpoint,
-    ModifyBackupStrategy, ModifyOutcome, ModifyStorageStrategy, SourceEndpoint, StopMethod,
+    ModifyBackupStrategy, ModifyOutcome, ModifyStorageStrategy, PlanStatus, SourceEndpoint,
+    StopMethod,
 };
 use crate::cloud::endpoints::Product;
-use crate::cloud::wire::{lenient_bool, lenient_i64, lenient_string};
+use crate::cloud::transport::{AlibabaCloud, Idempotency, Params};
+use crate::cloud::wire::{lenient_bool, lenient_i64, text, wrapped_list};
 use crate::cloud::{CloudError, ErrorKind, Scope};
 
 /// `SourceEndpointInstanceType` in request case; Describe returns these lower-cased.
@@ -43,10 +43,6 @@ pub fn normalize_backup_period(value: &str) -> String {
         .join(",")
 }
 
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(lenient_string)
-}
-
 fn int(v: &Value, key: &str) -> Option<i64> {
     v.get(key).and_then(lenient_i64)
 }
@@ -57,23 +53,6 @@ fn int32(v: &Value, key: &str) -> Option<i32> {
 
 fn flag(v: &Value, key: &str) -> Option<bool> {
     v.get(key).and_then(lenient_bool)
-}
-
-/// `Wrapper.Inner[]` that may also arrive as a bare array or a single object.
-pub(crate) fn wrapped_list<'a>(v: &'a Value, wrapper: &str, inner: &str) -> Vec<&'a Value> {
-    let Some(w) = v.get(wrapper) else {
-        return Vec::new();
-    };
-    let list = if w.is_array() {
-        w
-    } else {
-        w.get(inner).unwrap_or(w)
-    };
-    match list {
-        Value::Array(items) => items.iter().collect(),
-        Value::Object(_) => vec![list],
-        _ => Vec::new(),
-    }
 }
 
 fn source_params(p: Params, s: &SourceEndpoint) -> Params {
@@ -101,7 +80,7 @@ pub fn parse_plan_detail(v: &Value) -> BackupPlanDetail {
     BackupPlanDetail {
         backup_plan_id: text(v, "BackupPlanId").unwrap_or_default(),
         backup_plan_name: text(v, "BackupPlanName").unwrap_or_default(),
-        backup_plan_status: text(v, "BackupPlanStatus").unwrap_or_default(),
+        backup_plan_status: PlanStatus::parse(&text(v, "BackupPlanStatus").unwrap_or_default()),
         backup_plan_create_time: int(v, "BackupPlanCreateTime"),
         backup_method: text(v, "BackupMethod").unwrap_or_default(),
         database_type: text(v, "DatabaseType").unwrap_or_default(),
@@ -135,19 +114,6 @@ fn modify_outcome(v: &Value) -> ModifyOutcome {
     }
 }
 
-impl AlibabaCloud {
-    async fn dbs(
-        &self,
-        scope: &Scope,
-        action: &'static str,
-        params: Params,
-        idempotency: Idempotency,
-    ) -> Result<Value, CloudError> {
-        self.call_in_scope(Product::Dbs, scope, action, params, idempotency)
-            .await
-    }
-}
-
 #[async_trait]
 impl DbsApi for AlibabaCloud {
     async fn create_backup_plan(
@@ -167,7 +133,9 @@ impl DbsApi for AlibabaCloud {
             .opt("InstanceType", req.instance_type.as_deref())
             .opt("ClientToken", req.client_token.as_deref());
         let idem = idempotency(req.client_token.as_deref());
-        let v = self.dbs(scope, "CreateBackupPlan", params, idem).await?;
+        let v = self
+            .call_in_scope(Product::Dbs, scope, "CreateBackupPlan", params, idem)
+            .await?;
         let backup_plan_id = text(&v, "BackupPlanId").ok_or_else(|| {
             CloudError::local(
                 "CreateBackupPlan",
@@ -206,7 +174,8 @@ impl DbsApi for AlibabaCloud {
             .opt("OSSBucketName", req.oss_bucket_name.as_deref())
             .opt("ClientToken", req.client_token.as_deref());
         let idem = idempotency(req.client_token.as_deref());
-        self.dbs(scope, "ConfigureBackupPlan", params, idem).await?;
+        self.call_in_scope(Product::Dbs, scope, "ConfigureBackupPlan", params, idem)
+            .await?;
         Ok(())
     }
 
@@ -219,8 +188,14 @@ impl DbsApi for AlibabaCloud {
         let params = Params::new()
             .set("BackupPlanId", backup_plan_id)
             .opt("ClientToken", client_token);
-        self.dbs(scope, "StartBackupPlan", params, idempotency(client_token))
-            .await?;
+        self.call_in_scope(
+            Product::Dbs,
+            scope,
+            "StartBackupPlan",
+            params,
+            idempotency(client_token),
+        )
+        .await?;
         Ok(())
     }
 
@@ -233,8 +208,14 @@ impl DbsApi for AlibabaCloud {
         let params = Params::new()
             .set("BackupPlanId", backup_plan_id)
             .set("StopMethod", stop_method.as_str());
-        self.dbs(scope, "StopBackupPlan", params, Idempotency::Unsafe)
-            .await?;
+        self.call_in_scope(
+            Product::Dbs,
+            scope,
+            "StopBackupPlan",
+            params,
+            Idempotency::Unsafe,
+        )
+        .await?;
         Ok(())
     }
 
@@ -250,7 +231,13 @@ impl DbsApi for AlibabaCloud {
             .set("PageNum", req.page_num)
             .opt("PageSize", (req.page_size > 0).then_some(req.page_size));
         let v = self
-            .dbs(scope, "DescribeBackupPlanList", params, Idempotency::Safe)
+            .call_in_scope(
+                Product::Dbs,
+                scope,
+                "DescribeBackupPlanList",
+                params,
+                Idempotency::Safe,
+            )
             .await?;
         let items: Vec<BackupPlanDetail> = wrapped_list(&v, "Items", "BackupPlanDetail")
             .into_iter()
@@ -280,7 +267,13 @@ impl DbsApi for AlibabaCloud {
             .opt("BackupStrategyType", req.backup_strategy_type.as_deref())
             .opt("BackupLogIntervalSeconds", req.backup_log_interval_seconds);
         let v = self
-            .dbs(scope, "ModifyBackupStrategy", params, Idempotency::Unsafe)
+            .call_in_scope(
+                Product::Dbs,
+                scope,
+                "ModifyBackupStrategy",
+                params,
+                Idempotency::Unsafe,
+            )
             .await?;
         Ok(modify_outcome(&v))
     }
@@ -299,7 +292,13 @@ impl DbsApi for AlibabaCloud {
             )
             .set("DuplicationArchivePeriod", req.duplication_archive_period);
         let v = self
-            .dbs(scope, "ModifyStorageStrategy", params, Idempotency::Unsafe)
+            .call_in_scope(
+                Product::Dbs,
+                scope,
+                "ModifyStorageStrategy",
+                params,
+                Idempotency::Unsafe,
+            )
             .await?;
         Ok(modify_outcome(&v))
     }
@@ -313,7 +312,8 @@ impl DbsApi for AlibabaCloud {
         let params =
             source_params(params, &req.source).opt("BackupObjects", req.backup_objects.as_deref());
         let v = self
-            .dbs(
+            .call_in_scope(
+                Product::Dbs,
                 scope,
                 "ModifyBackupSourceEndpoint",
                 params,
@@ -332,8 +332,14 @@ impl DbsApi for AlibabaCloud {
         let params = Params::new()
             .set("BackupPlanId", backup_plan_id)
             .set("BackupPlanName", name);
-        self.dbs(scope, "ModifyBackupPlanName", params, Idempotency::Unsafe)
-            .await?;
+        self.call_in_scope(
+            Product::Dbs,
+            scope,
+            "ModifyBackupPlanName",
+            params,
+            Idempotency::Unsafe,
+        )
+        .await?;
         Ok(())
     }
 
@@ -343,8 +349,14 @@ impl DbsApi for AlibabaCloud {
         backup_plan_id: &str,
     ) -> Result<(), CloudError> {
         let params = Params::new().set("BackupPlanId", backup_plan_id);
-        self.dbs(scope, "ReleaseBackupPlan", params, Idempotency::Unsafe)
-            .await?;
+        self.call_in_scope(
+            Product::Dbs,
+            scope,
+            "ReleaseBackupPlan",
+            params,
+            Idempotency::Unsafe,
+        )
+        .await?;
         Ok(())
     }
 
@@ -355,7 +367,8 @@ impl DbsApi for AlibabaCloud {
     ) -> Result<BackupPlanBilling, CloudError> {
         let params = Params::new().set("BackupPlanId", backup_plan_id);
         let v = self
-            .dbs(
+            .call_in_scope(
+                Product::Dbs,
                 scope,
                 "DescribeBackupPlanBilling",
                 params,
@@ -429,19 +442,6 @@ mod tests {
         assert_eq!(d.source_endpoint_instance_id.as_deref(), Some("rm-1"));
         assert_eq!(d.backup_gateway_id, None);
         assert_eq!(d.oss_bucket_name.as_deref(), Some("b"));
-    }
-
-    #[test]
-    fn wrapped_lists_accept_every_shape() {
-        let v = serde_json::json!({"Items": {"BackupPlanDetail": [{"a": 1}, {"a": 2}]}});
-        assert_eq!(wrapped_list(&v, "Items", "BackupPlanDetail").len(), 2);
-        let v = serde_json::json!({"Items": [{"a": 1}]});
-        assert_eq!(wrapped_list(&v, "Items", "BackupPlanDetail").len(), 1);
-        let v = serde_json::json!({"Items": {"BackupPlanDetail": {"a": 1}}});
-        assert_eq!(wrapped_list(&v, "Items", "BackupPlanDetail").len(), 1);
-        let v = serde_json::json!({"Items": {"BackupPlanDetail": []}});
-        assert!(wrapped_list(&v, "Items", "BackupPlanDetail").is_empty());
-        assert!(wrapped_list(&serde_json::json!({}), "Items", "X").is_empty());
     }
 
     #[test]

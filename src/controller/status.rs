@@ -1,4 +1,4 @@
-//! Read-your-writes for reconciles.
+//! The status writer: server-side apply of an object's whole status, with read-your-writes.
 //!
 //! A status write triggers the next reconcile of the same object at once (the watch sees the
 //! write, and a trigger that arrived while the reconcile ran is queued behind it). That next
@@ -7,28 +7,64 @@
 //! cloud call (a second CreateBackupPlan with the same ClientToken, a second Modify, a fresh
 //! observation of an endpoint just reported Ready). Idempotent, but a waste of the quota.
 //!
-//! [`OwnWrites`] remembers, per object, the API server's answer to our last status write and
-//! the resource versions it superseded. [`OwnWrites::freshest`] hands a reconcile that answer
+//! [`StatusWriter`] remembers, per object, the API server's answer to our last status write and
+//! the resource versions it superseded. [`StatusWriter::freshest`] hands a reconcile that answer
 //! instead of a cached object the write superseded. Resource versions are only compared for
 //! equality (they are opaque). Any other version in the cache (a user's edit, a deletion, or our
 //! write arriving) drops the entry, so entries live only until the cache catches up.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::FIELD_MANAGER;
+use super::conditions::Phase;
+use crate::sync::lock;
 
 /// Most superseded versions kept per object (a chain of writes before the cache catches up).
 const MAX_SUPERSEDED: usize = 8;
 
-/// The latest status write of each object, by UID, until the watch cache shows it.
-pub struct OwnWrites<K> {
+/// A kind the controllers manage: a namespaced custom resource whose status carries the
+/// `Ready`, `Reconciling` and `Stalled` conditions.
+pub trait Managed:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind, as in `kind:` (`BackupPlan`).
+    const KIND: &'static str;
+
+    /// The status type.
+    type Status: Clone + Default + PartialEq + Serialize + Send + Sync;
+
+    /// The object's status, if it has one.
+    fn status(&self) -> Option<&Self::Status>;
+
+    /// The conditions of a status.
+    fn conditions(status: &Self::Status) -> &[Condition];
+
+    /// Whether `next` is worth a write over `previous` (by default: whenever it differs).
+    fn worth_writing(previous: &Self::Status, next: &Self::Status, phase: &Phase) -> bool {
+        let _ = phase;
+        previous != next
+    }
+}
+
+/// Writes statuses, and remembers the latest write of each object (by UID) until the watch
+/// cache shows it.
+pub struct StatusWriter<K> {
+    client: kube::Client,
     map: Mutex<HashMap<String, Written<K>>>,
 }
 
@@ -38,22 +74,22 @@ struct Written<K> {
     latest: Arc<K>,
 }
 
-impl<K> Default for OwnWrites<K> {
-    fn default() -> Self {
+impl<K: Resource> StatusWriter<K> {
+    /// A writer using `client`.
+    pub fn new(client: kube::Client) -> Self {
         Self {
+            client,
             map: Mutex::default(),
         }
     }
-}
 
-impl<K: Resource> OwnWrites<K> {
     /// Records that `written` (the API server's answer to a write) replaced `seen`, the object
     /// the reconcile started from.
     pub fn record(&self, seen: &K, written: K) {
         let (Some(uid), Some(seen_version)) = (seen.uid(), seen.resource_version()) else {
             return;
         };
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = lock(&self.map);
         let written = Arc::new(written);
         let entry = map.entry(uid).or_insert_with(|| Written {
             superseded: Vec::new(),
@@ -79,7 +115,7 @@ impl<K: Resource> OwnWrites<K> {
         let Some(uid) = cached.uid() else {
             return cached;
         };
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = lock(&self.map);
         let Some(entry) = map.get(&uid) else {
             return cached;
         };
@@ -95,20 +131,16 @@ impl<K: Resource> OwnWrites<K> {
     }
 
     /// Writes `status` as the whole status of `obj` (server-side apply, field manager
-    /// [`FIELD_MANAGER`], forced) and records the answer.
-    pub async fn apply_status(
-        &self,
-        client: &kube::Client,
-        obj: &K,
-        status: &impl Serialize,
-    ) -> Result<(), kube::Error>
+    /// [`FIELD_MANAGER`], forced) and remembers the answer for [`StatusWriter::freshest`].
+    pub async fn apply(&self, obj: &K, status: &impl Serialize) -> Result<(), kube::Error>
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
             + Clone
             + DeserializeOwned
             + std::fmt::Debug,
     {
-        let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+        let api: Api<K> =
+            Api::namespaced(self.client.clone(), &obj.namespace().unwrap_or_default());
         let body = serde_json::json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
@@ -128,20 +160,14 @@ impl<K: Resource> OwnWrites<K> {
     /// Drops what is known of `obj` (it is gone).
     pub fn forget(&self, obj: &K) {
         if let Some(uid) = obj.uid() {
-            self.map
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&uid);
+            lock(&self.map).remove(&uid);
         }
     }
 
     /// Objects with a write the cache has not shown yet.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        lock(&self.map).len()
     }
 
     /// Whether every write has reached the cache.
@@ -171,13 +197,19 @@ mod tests {
         }
     }
 
+    /// A client that is never called: these tests only exercise the bookkeeping.
+    fn offline_client() -> kube::Client {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        kube::Client::try_from(config).expect("client")
+    }
+
     fn data(o: &ConfigMap) -> &str {
         &o.data.as_ref().expect("data")["k"]
     }
 
-    #[test]
-    fn a_stale_cache_gets_our_write_until_it_catches_up() {
-        let writes = OwnWrites::default();
+    #[tokio::test]
+    async fn a_stale_cache_gets_our_write_until_it_catches_up() {
+        let writes = StatusWriter::new(offline_client());
         writes.record(&cm("10", "old"), cm("11", "new"));
         assert_eq!(data(&writes.freshest(Arc::new(cm("10", "old")))), "new");
         assert_eq!(writes.len(), 1);
@@ -188,9 +220,9 @@ mod tests {
         assert_eq!(data(&writes.freshest(Arc::new(cm("10", "old")))), "old");
     }
 
-    #[test]
-    fn two_writes_in_one_reconcile_supersede_both_earlier_versions() {
-        let writes = OwnWrites::default();
+    #[tokio::test]
+    async fn two_writes_in_one_reconcile_supersede_both_earlier_versions() {
+        let writes = StatusWriter::new(offline_client());
         let seen = cm("10", "none");
         writes.record(&seen, cm("11", "token"));
         writes.record(&seen, cm("12", "token+id"));
@@ -205,9 +237,9 @@ mod tests {
         assert_eq!(writes.len(), 1);
     }
 
-    #[test]
-    fn someone_elses_version_wins_and_clears_the_entry() {
-        let writes = OwnWrites::default();
+    #[tokio::test]
+    async fn someone_elses_version_wins_and_clears_the_entry() {
+        let writes = StatusWriter::new(offline_client());
         writes.record(&cm("10", "old"), cm("11", "ours"));
         // A user's edit (or a deletion) the cache saw: take it, forget ours.
         assert_eq!(
@@ -217,18 +249,18 @@ mod tests {
         assert!(writes.is_empty());
     }
 
-    #[test]
-    fn forget_drops_the_entry() {
-        let writes = OwnWrites::default();
+    #[tokio::test]
+    async fn forget_drops_the_entry() {
+        let writes = StatusWriter::new(offline_client());
         writes.record(&cm("10", "old"), cm("11", "new"));
         writes.forget(&cm("11", "new"));
         assert!(writes.is_empty());
         assert_eq!(data(&writes.freshest(Arc::new(cm("10", "old")))), "old");
     }
 
-    #[test]
-    fn objects_without_uid_or_version_are_not_tracked() {
-        let writes = OwnWrites::default();
+    #[tokio::test]
+    async fn objects_without_uid_or_version_are_not_tracked() {
+        let writes = StatusWriter::new(offline_client());
         let mut anonymous = cm("10", "old");
         anonymous.metadata.uid = None;
         writes.record(&anonymous, cm("11", "new"));

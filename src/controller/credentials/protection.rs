@@ -5,7 +5,7 @@
 //!
 //! - Protect: the apply path of each kind, once it has resolved credentials from a Secret, puts
 //!   the finalizer and the label [`CREDENTIALS_IN_USE`] on that Secret ([`protect`], through
-//!   [`Context::scope_protecting_credentials`]) before any cloud call. Cleanup never does.
+//!   `Context::scope_protecting_credentials`) before any cloud call. Cleanup never does.
 //! - Release: [`run`] watches the labelled Secrets (metadata only: it never reads Secret data) and
 //!   the objects of both kinds. When no BackupPlan or RdsConnection in a Secret's namespace names
 //!   it any more (an object being deleted still counts while it carries [`FINALIZER`]), it removes
@@ -30,8 +30,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
-use super::backoff::{Backoff, FailureKind};
-use super::{Context, Error, FINALIZER};
+use crate::controller::backoff::{Backoff, FailureKind};
+use crate::controller::runtime::{report_sync, shutdown_signal};
+use crate::controller::{Context, Error, FINALIZER};
 use crate::crd::{BackupPlan, CredentialsRef, RdsConnection};
 
 /// Finalizer and label key the operator puts on a credentials Secret while objects use it.
@@ -86,8 +87,9 @@ fn is_protected(meta: &ObjectMeta) -> bool {
     has_finalizer(meta, CREDENTIALS_IN_USE) && has_label(meta)
 }
 
-/// Whether the Secret carries the finalizer or the label.
-fn is_marked(meta: &ObjectMeta) -> bool {
+/// Whether the Secret carries the finalizer or the label: it holds credentials that objects
+/// use (or used until just now).
+pub fn is_marked(meta: &ObjectMeta) -> bool {
     has_finalizer(meta, CREDENTIALS_IN_USE) || has_label(meta)
 }
 
@@ -129,7 +131,7 @@ fn release_patch(meta: &ObjectMeta) -> Value {
 /// Marks the credentials Secret `namespace/name` as in use (finalizer and label), so that it
 /// outlives the objects using it. Writes only when something is missing; leaves a Secret that is
 /// already being deleted or is gone alone.
-pub(super) async fn protect(
+pub(crate) async fn protect(
     client: &kube::Client,
     namespace: &str,
     name: &str,
@@ -211,23 +213,15 @@ struct Releaser {
 /// dropped: watches the Secrets labelled in use and the objects of both kinds (in
 /// `watch_namespace` only, when set) and releases every Secret nothing uses any more.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let (secrets, plans, connections) = match &ctx.config.watch_namespace {
-        Some(ns) => (
-            Api::<SecretMeta>::namespaced(client.clone(), ns),
-            Api::<BackupPlan>::namespaced(client.clone(), ns),
-            Api::<RdsConnection>::namespaced(client.clone(), ns),
-        ),
-        None => (
-            Api::<SecretMeta>::all(client.clone()),
-            Api::<BackupPlan>::all(client.clone()),
-            Api::<RdsConnection>::all(client),
-        ),
-    };
+    let (secrets, plans, connections) = (
+        ctx.watched::<SecretMeta>(),
+        ctx.watched::<BackupPlan>(),
+        ctx.watched::<RdsConnection>(),
+    );
     let (store, writer) = reflector::store::<SecretMeta>();
     ctx.metrics
         .controller_started(CONTROLLER, ctx.config.concurrency);
-    super::report_sync(store.clone(), ctx.watches.clone(), "CredentialsSecrets");
+    report_sync(store.clone(), ctx.watches.clone(), "CredentialsSecrets");
     let protected = watcher(secrets, watcher::Config::default().labels(IN_USE_SELECTOR))
         .default_backoff()
         .reflect(writer)
@@ -239,11 +233,7 @@ pub async fn run(ctx: Arc<Context>) {
         secrets_losing_users(connections).boxed(),
     ]);
     let releaser = Arc::new(Releaser {
-        backoff: Backoff::new(
-            ctx.config.min_backoff,
-            ctx.config.max_backoff,
-            ctx.config.throttled_delay,
-        ),
+        backoff: Backoff::new(&ctx.config),
         ctx: ctx.clone(),
     });
     info!(namespace = ?ctx.config.watch_namespace, "starting credentials protection controller");
@@ -272,25 +262,6 @@ pub async fn run(ctx: Arc<Context>) {
     })
     .await;
     info!("credentials protection controller stopped");
-}
-
-/// Resolves on SIGTERM or SIGINT, like the other controllers' `shutdown_on_signal`.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
 }
 
 /// The Secrets to look at again when objects of kind `K` change: the one an object stopped
@@ -410,7 +381,7 @@ async fn reconcile(secret: Arc<SecretMeta>, r: Arc<Releaser>) -> Result<Action, 
     }
     .await;
     if result.is_ok() {
-        r.backoff.reset(&format!("{namespace}/{name}"));
+        r.backoff.reset(&*secret);
     }
     result
 }
@@ -422,7 +393,7 @@ fn error_policy(secret: Arc<SecretMeta>, error: &Error, r: Arc<Releaser>) -> Act
         secret.namespace().unwrap_or_default(),
         secret.name_any()
     );
-    let delay = r.backoff.record_failure(&key, FailureKind::from(error));
+    let delay = r.backoff.record_failure(&*secret, FailureKind::from(error));
     warn!(secret = %key, reason = error.reason(), error = %error, retry_in = ?delay,
         "credentials Secret reconcile failed");
     Action::requeue(delay)

@@ -3,20 +3,14 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::client::{AlibabaCloud, Idempotency};
-use super::dbs_calls::wrapped_list;
-use super::params::Params;
 use crate::cloud::endpoints::Product;
 use crate::cloud::rds::{
     AllocatePublicConnection, InstanceAttribute, InstanceNetInfo, ModifyConnectionString,
     NetInfoEndpoint, RdsApi,
 };
-use crate::cloud::wire::{lenient_i64, lenient_string};
+use crate::cloud::transport::{AlibabaCloud, Idempotency, Params};
+use crate::cloud::wire::{lenient_i64, text, wrapped_list};
 use crate::cloud::{CloudError, ErrorKind, Scope};
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(lenient_string)
-}
 
 fn port(v: &Value, key: &str) -> Option<i32> {
     v.get(key)
@@ -36,19 +30,6 @@ pub fn parse_net_info_endpoint(v: &Value) -> NetInfoEndpoint {
     }
 }
 
-impl AlibabaCloud {
-    async fn rds(
-        &self,
-        scope: &Scope,
-        action: &'static str,
-        params: Params,
-        idempotency: Idempotency,
-    ) -> Result<Value, CloudError> {
-        self.call_in_scope(Product::Rds, scope, action, params, idempotency)
-            .await
-    }
-}
-
 #[async_trait]
 impl RdsApi for AlibabaCloud {
     async fn allocate_instance_public_connection(
@@ -63,7 +44,8 @@ impl RdsApi for AlibabaCloud {
             .opt("BabelfishPort", req.babelfish_port)
             .opt("PGBouncerPort", req.pg_bouncer_port);
         let v = self
-            .rds(
+            .call_in_scope(
+                Product::Rds,
                 scope,
                 "AllocateInstancePublicConnection",
                 params,
@@ -93,7 +75,8 @@ impl RdsApi for AlibabaCloud {
             .set("Port", req.port)
             .opt("BabelfishPort", req.babelfish_port)
             .opt("PGBouncerPort", req.pg_bouncer_port);
-        self.rds(
+        self.call_in_scope(
+            Product::Rds,
             scope,
             "ModifyDBInstanceConnectionString",
             params,
@@ -114,7 +97,8 @@ impl RdsApi for AlibabaCloud {
             .set("DBInstanceId", db_instance_id)
             .set("CurrentConnectionString", current_connection_string)
             .set("InstanceNetworkType", instance_network_type);
-        self.rds(
+        self.call_in_scope(
+            Product::Rds,
             scope,
             "ReleaseInstanceConnection",
             params,
@@ -131,7 +115,8 @@ impl RdsApi for AlibabaCloud {
     ) -> Result<InstanceNetInfo, CloudError> {
         let params = Params::new().set("DBInstanceId", db_instance_id);
         let v = self
-            .rds(
+            .call_in_scope(
+                Product::Rds,
                 scope,
                 "DescribeDBInstanceNetInfo",
                 params,
@@ -154,7 +139,8 @@ impl RdsApi for AlibabaCloud {
     ) -> Result<InstanceAttribute, CloudError> {
         let params = Params::new().set("DBInstanceId", db_instance_id);
         let v = self
-            .rds(
+            .call_in_scope(
+                Product::Rds,
                 scope,
                 "DescribeDBInstanceAttribute",
                 params,

@@ -4,6 +4,8 @@ use async_trait::async_trait;
 
 use super::{CloudError, Scope};
 
+mod http;
+
 /// The RDS calls the RdsConnection controller makes.
 #[async_trait]
 pub trait RdsApi: Send + Sync {

@@ -13,9 +13,10 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
 
-use super::decide::Observation;
-use crate::cloud::dbs::{BackupPlanDetail, DescribeBackupPlanList};
+use super::Observation;
+use crate::cloud::dbs::{BackupPlanDetail, DescribeBackupPlanList, PlanStatus};
 use crate::cloud::{CloudError, DbsApi, Scope};
+use crate::sync::lock;
 
 /// Largest page `DescribeBackupPlanList` serves.
 const PAGE_SIZE: u32 = 100;
@@ -243,16 +244,11 @@ async fn describe_one(
 
 /// A released plan is as good as gone.
 fn observation(detail: BackupPlanDetail) -> Observation {
-    if detail.backup_plan_status == "released" {
+    if detail.backup_plan_status == PlanStatus::Released {
         Observation::Missing
     } else {
         Observation::Found(Box::new(detail))
     }
-}
-
-/// Locks a std mutex, recovering from poisoning (the data is a cache: any state is usable).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -287,7 +283,7 @@ mod tests {
                 .iter()
                 .map(|(id, period)| BackupPlanDetail {
                     backup_plan_id: (*id).into(),
-                    backup_plan_status: "running".into(),
+                    backup_plan_status: PlanStatus::Running,
                     backup_period: Some((*period).into()),
                     ..Default::default()
                 })

@@ -1,0 +1,234 @@
+//! Act: the only place that changes anything at DBS for this kind: one create, configure,
+//! start or modify per reconcile, and what deletion does to the plan.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+
+use super::decide::{Modification, Step};
+use super::observe::{Observation, Observed, PlanInventory};
+use super::report::{self, AFTER_CHANGE, Outcome, Reason, ceil_second};
+use super::requests;
+use crate::cloud::dbs::{PlanStatus, StopMethod};
+use crate::cloud::{CloudError, DbsApi, Scope};
+use crate::controller::Error;
+use crate::controller::conditions::Phase;
+use crate::controller::failpoint::{self, Failpoint};
+use crate::controller::runtime::Runtime;
+use crate::crd::{BackupPlan, BackupPlanSpec, BackupPlanStatus};
+
+/// How soon to look again after StartBackupPlan (DBS runs a precheck first).
+const AFTER_START: Duration = Duration::from_secs(2);
+
+/// Performs `step` (at most one change at DBS) and says where it leaves the object; `status` is
+/// updated with what the step sent.
+pub async fn act(
+    rt: &Runtime<BackupPlan>,
+    inventory: &PlanInventory,
+    obj: &BackupPlan,
+    observed: &Observed,
+    step: Step,
+    status: &mut BackupPlanStatus,
+) -> Result<Outcome, Error> {
+    let ctx = &rt.ctx;
+    let spec = &obj.spec;
+    let scope = &observed.scope;
+    let id = status.backup_plan_id.clone().unwrap_or_default();
+    let password = observed.password.as_ref().map(|(p, _)| p.clone());
+    let password_version = observed.password_version().map(str::to_owned);
+    match step {
+        Step::Create => create(rt, inventory, obj, scope, status).await,
+        Step::Configure => {
+            let plan_name =
+                requests::plan_name(spec, &obj.namespace().unwrap_or_default(), &obj.name_any());
+            let req = requests::configure_request(spec, &id, &plan_name, password);
+            ctx.dbs.configure_backup_plan(scope, &req).await?;
+            inventory.mark_changed(&id);
+            status.source_password_version = password_version;
+            status.backup_log_interval_seconds = req.backup_log_interval_seconds;
+            Ok(Outcome::new(
+                Phase::reconciling(
+                    Reason::Configuring,
+                    format!("plan {id} configured; starting it"),
+                ),
+                Action::requeue(AFTER_CHANGE),
+            ))
+        }
+        Step::Start => {
+            ctx.dbs.start_backup_plan(scope, &id, None).await?;
+            inventory.mark_changed(&id);
+            Ok(Outcome::new(
+                Phase::reconciling(
+                    Reason::Starting,
+                    format!("plan {id} started; waiting for it to run"),
+                ),
+                Action::requeue(AFTER_START),
+            ))
+        }
+        Step::Modify(m) => {
+            let sends_password = matches!(m, Modification::SourceEndpoint(_));
+            let sent_interval = match &m {
+                Modification::Strategy(req) => Some(req.backup_log_interval_seconds),
+                _ => None,
+            };
+            let what = modify(&*ctx.dbs, inventory, observed, &id, spec, m).await?;
+            if sends_password {
+                status.source_password_version = password_version;
+            }
+            if let Some(interval) = sent_interval {
+                status.backup_log_interval_seconds = interval;
+            }
+            Ok(Outcome::new(
+                Phase::reconciling(Reason::Updating, format!("plan {id}: {what} updated")),
+                Action::requeue(AFTER_CHANGE),
+            ))
+        }
+        settled => Ok(report::settle(obj, Some(&id), &settled, &ctx.config)),
+    }
+}
+
+/// CreateBackupPlan with the object's ClientToken; the id goes to the status at once.
+async fn create(
+    rt: &Runtime<BackupPlan>,
+    inventory: &PlanInventory,
+    obj: &BackupPlan,
+    scope: &Scope,
+    status: &mut BackupPlanStatus,
+) -> Result<Outcome, Error> {
+    let ctx = &rt.ctx;
+    let token = requests::client_token(obj.uid().as_deref().unwrap_or_default());
+    if status.client_token.as_deref() != Some(token.as_str()) {
+        // Persisted before acting: whatever happens to the answer, deletion can find the plan.
+        status.client_token = Some(token.clone());
+        let phase = Phase::reconciling(Reason::Creating, "creating the backup plan at DBS");
+        report::write(rt, obj, status.clone(), &phase, true).await?;
+    }
+    let req = requests::create_request(&obj.spec, &token);
+    let created = ctx.dbs.create_backup_plan(scope, &req).await?;
+    failpoint::kill_if(
+        ctx.config.failpoint,
+        Failpoint::KillAfterCreateBackupPlan,
+        &created.backup_plan_id,
+    );
+    inventory.mark_changed(&created.backup_plan_id);
+    status.backup_plan_id = Some(created.backup_plan_id.clone());
+    status.order_id = created.order_id;
+    status.created_at = Some(Time(ceil_second(Timestamp::now())));
+    status.cloud_status = Some(PlanStatus::Wait.to_string());
+    // One extra second covers the rounding of `createdAt` up to a whole second.
+    Ok(Outcome::new(
+        report::waiting_to_configure(&created.backup_plan_id, ctx.config.configure_delay),
+        Action::requeue(ctx.config.configure_delay + Duration::from_secs(1)),
+    ))
+}
+
+/// Performs one Modify* call (and StartBackupPlan when DBS asks for a new precheck); returns what
+/// changed, for the status message.
+async fn modify(
+    dbs: &dyn DbsApi,
+    inventory: &PlanInventory,
+    observed: &Observed,
+    id: &str,
+    spec: &BackupPlanSpec,
+    m: Modification,
+) -> Result<&'static str, Error> {
+    let scope = &observed.scope;
+    inventory.mark_changed(id);
+    let (what, outcome) = match m {
+        Modification::Name(name) => {
+            dbs.modify_backup_plan_name(scope, id, &name).await?;
+            return Ok("name");
+        }
+        Modification::Strategy(req) => ("schedule", dbs.modify_backup_strategy(scope, &req).await?),
+        Modification::Storage(req) => {
+            ("retention", dbs.modify_storage_strategy(scope, &req).await?)
+        }
+        Modification::SourceEndpoint(_) => {
+            let password = observed.password.as_ref().map(|(p, _)| p.clone());
+            let described_objects = match observed.sighting.as_ref().map(|s| &s.observation) {
+                Some(Observation::Found(d)) => d.backup_objects.as_deref(),
+                _ => None,
+            };
+            let req = requests::source_endpoint_request(spec, id, password, described_objects);
+            (
+                "source endpoint",
+                dbs.modify_backup_source_endpoint(scope, &req).await?,
+            )
+        }
+    };
+    if outcome.need_precheck {
+        dbs.start_backup_plan(scope, id, None).await?;
+    }
+    Ok(what)
+}
+
+/// How deletion left the plan.
+pub enum Ended {
+    /// Released, or already gone.
+    Released(String),
+    /// A Subscription plan, stopped: it cannot be released through the API.
+    Stopped(String),
+}
+
+/// Whether a failed call means the plan is already gone.
+fn is_gone(e: &CloudError) -> bool {
+    e.is_not_found() || e.has_code("InvalidJobId")
+}
+
+/// `ReleaseBackupPlan`; a plan already gone counts as released.
+pub async fn release(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Result<Ended, Error> {
+    match dbs.release_backup_plan(scope, id).await {
+        Ok(()) => Ok(Ended::Released(id.to_owned())),
+        Err(e) if is_gone(&e) => {
+            tracing::info!(backup_plan_id = %id, "backup plan already gone at DBS");
+            Ok(Ended::Released(id.to_owned()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `StopBackupPlan` ALL of a Subscription plan; one already gone, or never configured (nothing
+/// running to stop), counts as stopped.
+pub async fn stop_subscription(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Result<Ended, Error> {
+    match dbs.stop_backup_plan(scope, id, StopMethod::All).await {
+        Ok(()) => Ok(Ended::Stopped(id.to_owned())),
+        Err(e) if is_gone(&e) || e.has_code("BackupPlanNotConfigured") => {
+            Ok(Ended::Stopped(id.to_owned()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Releases an adopted plan as it was bought, whatever the spec says: a Subscription plan is
+/// stopped (releasing one is refused), a pay-as-you-go plan released.
+pub async fn release_adopted(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Result<Ended, Error> {
+    match dbs.describe_backup_plan_billing(scope, id).await {
+        Ok(billing) if billing.buy_charge_type.eq_ignore_ascii_case("PREPAY") => {
+            tracing::info!(backup_plan_id = %id, "adopted plan is a subscription: stopping it instead of releasing it");
+            stop_subscription(dbs, scope, id).await
+        }
+        // Pay-as-you-go, or gone (the release says so too).
+        Ok(_) => release(dbs, scope, id).await,
+        Err(e) if is_gone(&e) => release(dbs, scope, id).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// No id was recorded but a CreateBackupPlan was sent with `token`: the repeated create answers
+/// with the plan the lost answer named (or, if the first call never arrived, a new one), which is
+/// released at once.
+pub async fn recover_then_release(
+    dbs: &dyn DbsApi,
+    scope: &Scope,
+    spec: &BackupPlanSpec,
+    token: &str,
+) -> Result<Ended, Error> {
+    let created = dbs
+        .create_backup_plan(scope, &requests::create_request(spec, token))
+        .await?;
+    tracing::info!(backup_plan_id = %created.backup_plan_id, "recovered the plan of a lost CreateBackupPlan answer");
+    release(dbs, scope, &created.backup_plan_id).await
+}

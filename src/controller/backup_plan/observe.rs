@@ -1,0 +1,71 @@
+//! Observe: the credentials, the source password and the plan as DBS has it, into plain facts.
+//! Steady-state observations come from the shared [`PlanInventory`], filled by one batched
+//! listing per account, region and resync period.
+
+mod inventory;
+
+use kube::ResourceExt;
+
+pub use self::inventory::{PlanInventory, Sighting};
+use crate::cloud::Scope;
+use crate::cloud::dbs::BackupPlanDetail;
+use crate::controller::Error;
+use crate::controller::runtime::Runtime;
+use crate::crd::BackupPlan;
+
+/// What the cloud said about a plan the object refers to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observation {
+    /// The plan exists; the detail is as DBS described it (enum case normalised by the client).
+    Found(Box<BackupPlanDetail>),
+    /// Neither a complete sweep nor a describe by id found the plan (or it is released).
+    Missing,
+}
+
+/// What one reconcile learnt from the cluster and the cloud.
+pub struct Observed {
+    /// Whom the calls are made as, and where.
+    pub scope: Scope,
+    /// The source password, and the version of its Secret, when the spec names one.
+    pub password: Option<(String, String)>,
+    /// The plan as last seen, when the object has one.
+    pub sighting: Option<Sighting>,
+}
+
+impl Observed {
+    /// Version of the password Secret now.
+    pub fn password_version(&self) -> Option<&str> {
+        self.password.as_ref().map(|(_, v)| v.as_str())
+    }
+}
+
+/// Resolves credentials (marking their Secret in use) and the password, and observes plan `id`.
+pub async fn observe(
+    rt: &Runtime<BackupPlan>,
+    inventory: &PlanInventory,
+    obj: &BackupPlan,
+    id: Option<&str>,
+) -> Result<Observed, Error> {
+    let ctx = &rt.ctx;
+    let spec = &obj.spec;
+    let ns = obj.namespace().unwrap_or_default();
+    let scope = ctx
+        .scope_protecting_credentials(&ns, spec.credentials_ref.as_ref(), &spec.region)
+        .await?;
+    let password = match &spec.source.password_secret_ref {
+        Some(r) => Some(ctx.secret_value_versioned(&ns, r).await?),
+        None => None,
+    };
+    let sighting = match id {
+        Some(id) => {
+            let max_age = ctx.config.resync_period.mul_f64(0.9);
+            Some(inventory.observe(&*ctx.dbs, &scope, id, max_age).await?)
+        }
+        None => None,
+    };
+    Ok(Observed {
+        scope,
+        password,
+        sighting,
+    })
+}

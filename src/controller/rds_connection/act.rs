@@ -1,0 +1,141 @@
+//! Act: the only place that changes anything at RDS for this kind: one Allocate or Modify per
+//! reconcile, and the release on deletion.
+
+use kube::runtime::controller::Action;
+use tracing::info;
+
+use super::decide::{self, Step};
+use super::observe::{self, Observed};
+use super::report::{self, EndpointView, Reason, Report};
+use crate::cloud::{CloudError, Scope};
+use crate::controller::conditions::Phase;
+use crate::controller::runtime::Runtime;
+use crate::controller::{Error, cloud_message};
+use crate::crd::RdsConnection;
+
+/// Error codes of Allocate / Modify meaning "that endpoint name exists": our own earlier
+/// attempt, or another instance's endpoint. `InvalidConnectionString.Duplicate` arrives with
+/// HTTP 404 and must not be read as "instance not found".
+const NAME_CONFLICT_CODES: &[&str] = &[
+    "InvalidConnectionString.Duplicate",
+    "OtherEndpoint.Exist",
+    "NetTypeExists",
+];
+
+/// Performs `step` (at most one mutating call) and says what to report and when to look again.
+pub async fn act(
+    rt: &Runtime<RdsConnection>,
+    scope: &Scope,
+    obj: &RdsConnection,
+    step: Step,
+    observed: Observed,
+) -> Result<(Report, Action), Error> {
+    let config = &rt.ctx.config;
+    let rds = &*rt.ctx.rds;
+    let poll = Action::requeue(config.instance_poll_interval);
+    let failure = match &step {
+        Step::Allocate(request) => {
+            match rds
+                .allocate_instance_public_connection(scope, request)
+                .await
+            {
+                Ok(connection_string) => {
+                    let message = format!(
+                        "allocating public endpoint {connection_string}:{}",
+                        request.port
+                    );
+                    let report = Report {
+                        endpoint: Some(EndpointView {
+                            connection_string,
+                            port: Some(request.port),
+                            ip_address: None,
+                        }),
+                        ..Report::observed(
+                            Phase::reconciling(Reason::Allocating, message),
+                            &observed,
+                        )
+                    };
+                    return Ok((report, poll));
+                }
+                Err(e) => e,
+            }
+        }
+        Step::Modify { endpoint, request } => {
+            match rds
+                .modify_db_instance_connection_string(scope, request)
+                .await
+            {
+                Ok(()) => {
+                    let message = format!(
+                        "modifying {} to prefix {} port {}",
+                        endpoint.connection_string, request.connection_string_prefix, request.port
+                    );
+                    let report = Report {
+                        endpoint: Some(EndpointView::from(endpoint)),
+                        ..Report::observed(
+                            Phase::reconciling(Reason::Modifying, message),
+                            &observed,
+                        )
+                    };
+                    return Ok((report, poll));
+                }
+                Err(e) => e,
+            }
+        }
+        settled => return Ok(report::settle(settled, &observed, config)),
+    };
+    let spec = &obj.spec;
+    let managed = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.connection_string.as_deref());
+    if failure.is_busy() {
+        // The instance got busy between observe and act: wait, as if it had been seen busy.
+        let message = format!(
+            "the instance is busy with another change ({}); waiting",
+            cloud_message(&failure)
+        );
+        let report = Report {
+            endpoint: decide::our_endpoint(spec, managed, &observed.net_info)
+                .map(EndpointView::from),
+            synced: true,
+            ..Report::phase(Phase::reconciling(Reason::WaitingForInstance, message))
+        };
+        return Ok((report, poll));
+    }
+    if !NAME_CONFLICT_CODES
+        .iter()
+        .any(|code| failure.has_code(code))
+    {
+        return Err(failure.into());
+    }
+    // The name exists somewhere. Ours (an earlier attempt got through) or another instance's?
+    info!(code = ?failure.code, "endpoint name conflict; reading the instance's endpoints again");
+    let observed = match observe::observe(rds, scope, &spec.db_instance_id).await {
+        Ok(o) => o,
+        Err(e) if e.is_not_found() => return Ok(report::instance_not_found(obj, &e, config)),
+        Err(e) => return Err(e.into()),
+    };
+    let step = decide::after_duplicate(spec, managed, &observed);
+    Ok(report::settle(&step, &observed, config))
+}
+
+/// `ReleaseInstanceConnection` of `connection_string`; an endpoint or instance already gone
+/// counts as released.
+pub async fn release(
+    rt: &Runtime<RdsConnection>,
+    scope: &Scope,
+    db_instance_id: &str,
+    connection_string: &str,
+    network_type: &str,
+) -> Result<(), CloudError> {
+    match rt
+        .ctx
+        .rds
+        .release_instance_connection(scope, db_instance_id, connection_string, network_type)
+        .await
+    {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,36 @@
+//! Observe: what RDS reports about the instance, read in one go.
+
+use crate::cloud::rds::InstanceNetInfo;
+use crate::cloud::{CloudError, RdsApi, Scope};
+
+/// What RDS reported about the instance in this reconcile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// `DBInstanceStatus` from `DescribeDBInstanceAttribute`.
+    pub instance_status: String,
+    /// Endpoints from `DescribeDBInstanceNetInfo`.
+    pub net_info: InstanceNetInfo,
+}
+
+impl Observed {
+    /// Only `Running` lets endpoint operations through; every other status is transitional.
+    pub fn is_running(&self) -> bool {
+        self.instance_status == "Running"
+    }
+}
+
+/// Reads the instance's status and endpoints (both calls at once).
+pub async fn observe(
+    rds: &dyn RdsApi,
+    scope: &Scope,
+    db_instance_id: &str,
+) -> Result<Observed, CloudError> {
+    let (attribute, net_info) = tokio::join!(
+        rds.describe_db_instance_attribute(scope, db_instance_id),
+        rds.describe_db_instance_net_info(scope, db_instance_id),
+    );
+    Ok(Observed {
+        instance_status: attribute?.db_instance_status,
+        net_info: net_info?,
+    })
+}
