@@ -184,6 +184,13 @@ pub fn conditions_for(
     ]
 }
 
+/// Whether `conditions` say Ready=True.
+pub fn is_ready(conditions: &[Condition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True")
+}
+
 /// Whether the Ready condition changed status or reason between `previous` and `next`: the
 /// moment to record one Event.
 pub fn is_transition(previous: &[Condition], next: &[Condition]) -> bool {

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::finalizer::{self, finalizer};
@@ -27,7 +26,7 @@ use kube::runtime::watcher;
 use tracing::Instrument;
 
 use super::backoff::{Backoff, FailureKind};
-use super::conditions::{Phase, is_transition};
+use super::conditions::{Phase, is_ready, is_transition};
 use super::events::Events;
 use super::status::{Managed, StatusWriter};
 use super::{Context, Error, FINALIZER, WatchSync};
@@ -221,10 +220,6 @@ fn observe_cache<K: Managed>(ctx: &Context, controller: &'static str, store: Sto
 /// Counts the objects in `store` whose `Ready` condition is `True`, and the others.
 fn ready_census<K: Managed>(store: &Store<K>) -> (usize, usize) {
     let objects = store.state();
-    let is_ready = |cs: &[Condition]| {
-        cs.iter()
-            .any(|c| c.type_ == super::conditions::READY && c.status == "True")
-    };
     let ready = objects
         .iter()
         .filter(|o| o.status().is_some_and(|s| is_ready(K::conditions(s))))

@@ -421,6 +421,13 @@ pub struct BackupPlanBilling {
     pub is_expired: Option<bool>,
 }
 
+impl BackupPlanBilling {
+    /// Whether the plan was bought as a subscription (`PREPAY`): it cannot be released.
+    pub fn is_subscription(&self) -> bool {
+        self.buy_charge_type.eq_ignore_ascii_case("PREPAY")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::PlanStatus;

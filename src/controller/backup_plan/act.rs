@@ -206,7 +206,7 @@ pub async fn stop_subscription(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Res
 /// stopped (releasing one is refused), a pay-as-you-go plan released.
 pub async fn release_adopted(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Result<Ended, Error> {
     match dbs.describe_backup_plan_billing(scope, id).await {
-        Ok(billing) if billing.buy_charge_type.eq_ignore_ascii_case("PREPAY") => {
+        Ok(billing) if billing.is_subscription() => {
             tracing::info!(backup_plan_id = %id, "adopted plan is a subscription: stopping it instead of releasing it");
             stop_subscription(dbs, scope, id).await
         }

@@ -13,6 +13,7 @@ use super::observe::PlanInventory;
 use super::report::{self, Reason};
 use crate::cloud::Scope;
 use crate::controller::Error;
+use crate::controller::backoff::deletion_timed_out;
 use crate::controller::conditions::Phase;
 use crate::controller::runtime::Runtime;
 use crate::crd::{BackupPlan, is_paused};
@@ -135,7 +136,7 @@ async fn give_up_or_retry(
     if !e.is_stalled() {
         return Err(e);
     }
-    if decide::give_up_cleanup(requested, Timestamp::now(), timeout) {
+    if deletion_timed_out(requested, Timestamp::now(), timeout) {
         let message = format!(
             "gave up releasing backup plan {id} after {timeout:?}: {}; the plan may remain at DBS",
             e.user_message()

@@ -350,15 +350,5 @@ pub fn cleanup(
     }
 }
 
-/// Whether a deletion that keeps failing for want of credentials (or because DBS rejects the
-/// call) has waited long enough to give up and drop the finalizer.
-pub fn give_up_cleanup(
-    deletion_requested: Option<Timestamp>,
-    now: Timestamp,
-    timeout: Duration,
-) -> bool {
-    deletion_requested.is_some_and(|t| now.duration_since(t).as_secs_f64() >= timeout.as_secs_f64())
-}
-
 #[cfg(test)]
 mod tests;

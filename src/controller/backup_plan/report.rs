@@ -209,8 +209,7 @@ fn paused_phase(obj: &BackupPlan) -> Phase {
     let was_ready = obj
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY))
-        .is_some_and(|c| c.status == "True");
+        .is_some_and(|s| conditions::is_ready(&s.conditions));
     let message = "paused by annotation db.alicloud.dev/paused; no cloud calls are made";
     if was_ready {
         Phase::ready(Reason::Paused, message)

@@ -11,6 +11,7 @@ use super::decide::{self, Cleanup};
 use super::report::{self, Reason, Report};
 use super::requests;
 use crate::controller::Error;
+use crate::controller::backoff::deletion_timed_out;
 use crate::controller::conditions::Phase;
 use crate::controller::runtime::Runtime;
 use crate::crd::{RdsConnection, is_paused};
@@ -114,7 +115,7 @@ async fn failed(
 ) -> Result<Action, Error> {
     let requested = obj.metadata.deletion_timestamp.as_ref().map(|t| t.0);
     let timeout = rt.ctx.config.deletion_timeout;
-    if error.is_stalled() && decide::give_up_release(requested, Timestamp::now(), timeout) {
+    if error.is_stalled() && deletion_timed_out(requested, Timestamp::now(), timeout) {
         let endpoint = obj
             .status
             .as_ref()

@@ -293,14 +293,5 @@ pub fn endpoint_to_release<'a>(
     our_endpoint(spec, managed, net_info)
 }
 
-/// Whether a deletion that keeps failing for a reason only the user can fix has waited long
-/// enough: `timeout` after the deletion was requested.
-pub fn give_up_release(requested: Option<Timestamp>, now: Timestamp, timeout: Duration) -> bool {
-    let Some(requested) = requested else {
-        return false;
-    };
-    Duration::try_from(now.duration_since(requested)).is_ok_and(|waited| waited >= timeout)
-}
-
 #[cfg(test)]
 mod tests;

@@ -510,14 +510,6 @@ fn cleanup_recovers_a_plan_whose_create_answer_was_lost() {
 }
 
 #[test]
-fn cleanup_gives_up_only_after_the_timeout() {
-    let timeout = Duration::from_secs(600);
-    assert!(!give_up_cleanup(None, ts(10_000), timeout));
-    assert!(!give_up_cleanup(Some(ts(1000)), ts(1599), timeout));
-    assert!(give_up_cleanup(Some(ts(1000)), ts(1600), timeout));
-}
-
-#[test]
 fn log_interval_change_modifies_strategy_once() {
     let mut s = spec();
     s.backup_method = BackupMethod::Physical;

@@ -14,7 +14,9 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
 
 use super::Observation;
-use crate::cloud::dbs::{BackupPlanDetail, DescribeBackupPlanList, PlanStatus};
+use async_trait::async_trait;
+
+use crate::cloud::dbs::{BackupPlanDetail, BackupPlanPage, DescribeBackupPlanList, PlanStatus};
 use crate::cloud::{CloudError, DbsApi, Scope};
 use crate::sync::lock;
 
@@ -25,6 +27,28 @@ const MAX_PAGES: u32 = 1000;
 /// A (key, region) cache unused for this many sweep periods is dropped: temporary (STS) keys
 /// rotate, and each new key id starts a cache of its own.
 const IDLE_SWEEP_PERIODS: u32 = 3;
+
+/// The one DBS call the inventory makes; every [`DbsApi`] makes it.
+#[async_trait]
+pub trait ListPlans: Send + Sync {
+    /// `DescribeBackupPlanList`.
+    async fn list_plans(
+        &self,
+        scope: &Scope,
+        req: &DescribeBackupPlanList,
+    ) -> Result<BackupPlanPage, CloudError>;
+}
+
+#[async_trait]
+impl<T: DbsApi + ?Sized> ListPlans for T {
+    async fn list_plans(
+        &self,
+        scope: &Scope,
+        req: &DescribeBackupPlanList,
+    ) -> Result<BackupPlanPage, CloudError> {
+        self.describe_backup_plan_list(scope, req).await
+    }
+}
 
 /// Whose plans a sweep lists: an account in a region.
 type SweepKey = (String, String);
@@ -78,9 +102,9 @@ impl PlanInventory {
     /// The plan as DBS has it: from a sweep at most `max_age` old, or read by id when the
     /// controller just changed it or the sweep did not list it (a plan absent from both is
     /// `Missing`).
-    pub async fn observe(
+    pub async fn observe<D: ListPlans + ?Sized>(
         &self,
-        dbs: &dyn DbsApi,
+        dbs: &D,
         scope: &Scope,
         backup_plan_id: &str,
         max_age: Duration,
@@ -176,7 +200,11 @@ fn fresh(region: &Region, id: &str, max_age: Duration) -> Option<Sighting> {
 }
 
 /// Lists every page of plans of the scope's account and region into the cache.
-async fn sweep(dbs: &dyn DbsApi, scope: &Scope, region: &Region) -> Result<(), CloudError> {
+async fn sweep<D: ListPlans + ?Sized>(
+    dbs: &D,
+    scope: &Scope,
+    region: &Region,
+) -> Result<(), CloudError> {
     let started = Instant::now();
     let mut found: HashMap<String, Sighting> = HashMap::new();
     let mut page_num = 0;
@@ -186,7 +214,7 @@ async fn sweep(dbs: &dyn DbsApi, scope: &Scope, region: &Region) -> Result<(), C
             page_size: PAGE_SIZE,
             ..Default::default()
         };
-        let page = dbs.describe_backup_plan_list(scope, &req).await?;
+        let page = dbs.list_plans(scope, &req).await?;
         let now = Timestamp::now();
         let empty = page.items.is_empty();
         for detail in page.items {
@@ -218,8 +246,8 @@ async fn sweep(dbs: &dyn DbsApi, scope: &Scope, region: &Region) -> Result<(), C
 }
 
 /// `DescribeBackupPlanList` for one id. Not found: no item with that id, or `InvalidParameterValid`.
-async fn describe_one(
-    dbs: &dyn DbsApi,
+async fn describe_one<D: ListPlans + ?Sized>(
+    dbs: &D,
     scope: &Scope,
     id: &str,
 ) -> Result<Observation, CloudError> {
@@ -229,7 +257,7 @@ async fn describe_one(
         page_size: 10,
         ..Default::default()
     };
-    match dbs.describe_backup_plan_list(scope, &req).await {
+    match dbs.list_plans(scope, &req).await {
         Ok(page) => Ok(page
             .items
             .into_iter()
@@ -255,16 +283,10 @@ fn observation(detail: BackupPlanDetail) -> Observation {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use async_trait::async_trait;
     use tokio::sync::Notify;
 
     use super::*;
     use crate::cloud::Credentials;
-    use crate::cloud::dbs::{
-        BackupPlanBilling, BackupPlanPage, ConfigureBackupPlan, CreateBackupPlan,
-        CreatedBackupPlan, ModifyBackupSourceEndpoint, ModifyBackupStrategy, ModifyOutcome,
-        ModifyStorageStrategy, StopMethod,
-    };
 
     /// A DBS that only describes: one page per plan; a listing may be held at page 1.
     #[derive(Default)]
@@ -306,8 +328,8 @@ mod tests {
     }
 
     #[async_trait]
-    impl DbsApi for Listing {
-        async fn describe_backup_plan_list(
+    impl ListPlans for Listing {
+        async fn list_plans(
             &self,
             _: &Scope,
             req: &DescribeBackupPlanList,
@@ -349,75 +371,6 @@ mod tests {
                 items: snapshot.into_iter().collect(),
                 ..Default::default()
             })
-        }
-        async fn create_backup_plan(
-            &self,
-            _: &Scope,
-            _: &CreateBackupPlan,
-        ) -> Result<CreatedBackupPlan, CloudError> {
-            unimplemented!("not used by the inventory")
-        }
-        async fn configure_backup_plan(
-            &self,
-            _: &Scope,
-            _: &ConfigureBackupPlan,
-        ) -> Result<(), CloudError> {
-            unimplemented!("not used by the inventory")
-        }
-        async fn start_backup_plan(
-            &self,
-            _: &Scope,
-            _: &str,
-            _: Option<&str>,
-        ) -> Result<(), CloudError> {
-            unimplemented!("not used by the inventory")
-        }
-        async fn stop_backup_plan(
-            &self,
-            _: &Scope,
-            _: &str,
-            _: StopMethod,
-        ) -> Result<(), CloudError> {
-            unimplemented!("not used by the inventory")
-        }
-        async fn modify_backup_strategy(
-            &self,
-            _: &Scope,
-            _: &ModifyBackupStrategy,
-        ) -> Result<ModifyOutcome, CloudError> {
-            unimplemented!("not used by the inventory")
-        }
-        async fn modify_storage_strategy(
-            &self,
-            _: &Scope,
-            _: &ModifyStorageStrategy,
-        ) -> Result<ModifyOutcome, CloudError> {
-            unimplemented!("not used by the inventory")
-        }
-        async fn modify_backup_source_endpoint(
-            &self,
-            _: &Scope,
-            _: &ModifyBackupSourceEndpoint,
-        ) -> Result<ModifyOutcome, CloudError> {
-            unimplemented!("not used by the inventory")
-        }
-        async fn modify_backup_plan_name(
-            &self,
-            _: &Scope,
-            _: &str,
-            _: &str,
-        ) -> Result<(), CloudError> {
-            unimplemented!("not used by the inventory")
-        }
-        async fn release_backup_plan(&self, _: &Scope, _: &str) -> Result<(), CloudError> {
-            unimplemented!("not used by the inventory")
-        }
-        async fn describe_backup_plan_billing(
-            &self,
-            _: &Scope,
-            _: &str,
-        ) -> Result<BackupPlanBilling, CloudError> {
-            unimplemented!("not used by the inventory")
         }
     }
 

@@ -394,28 +394,6 @@ fn cleanup_table() {
 }
 
 #[test]
-fn give_up_release_table() {
-    let at = |s: i64| Timestamp::from_second(s).expect("valid");
-    let timeout = Duration::from_secs(600);
-    let cases = [
-        ("just requested", Some(at(1_000)), at(1_000), false),
-        ("one second short", Some(at(1_000)), at(1_599), false),
-        ("timeout reached", Some(at(1_000)), at(1_600), true),
-        ("long past", Some(at(1_000)), at(9_000), true),
-        (
-            "clock behind the deletion time",
-            Some(at(1_000)),
-            at(900),
-            false,
-        ),
-        ("no deletion time: keep trying", None, at(9_000), false),
-    ];
-    for (name, requested, now, want) in cases {
-        assert_eq!(give_up_release(requested, now, timeout), want, "{name}");
-    }
-}
-
-#[test]
 fn release_targets_only_our_endpoint() {
     let s = spec("myapp-db", 3306);
     let net = |eps| InstanceNetInfo {
