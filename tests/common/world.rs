@@ -1,0 +1,600 @@
+//! [`World`]: one test's namespace on the shared control plane, its emulator and its operator
+//! (controllers in-process, or the binary), and what tests ask of them.
+//!
+//! This is the one place that uses the operator library's controller API (`Context`,
+//! `ControllerConfig`, each controller's `run`, the credentials finalizer name).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alicloud_db_operator::cloud::credentials::StaticCredentials;
+use alicloud_db_operator::cloud::limiter::Quotas;
+use alicloud_db_operator::cloud::{AlibabaCloud, ClientConfig, Credentials, Endpoints};
+use alicloud_db_operator::controller::{self, Context, ControllerConfig};
+use alicloud_emulator::{CallRecord, Connection, Emulator, Plan, Snapshot};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use super::objects::{Conditioned, is_ready};
+use super::{
+    ACCESS_KEY_ID, ACCESS_KEY_SECRET, Operator, RDS_INSTANCE, eventually, fast_flags, sample,
+    start_emulator,
+};
+
+/// Finalizer and label of a credentials Secret that objects use.
+pub use alicloud_db_operator::controller::credentials_protection::CREDENTIALS_IN_USE;
+
+/// The credentials Secret of every world (the samples' account), as `examples/` names it.
+pub const CREDENTIALS: &str = "alicloud-credentials";
+/// The password Secret of every world: key `password`, value `s3cret`.
+pub const PASSWORD_SECRET: &str = "db-password";
+/// How long a world waits for anything before failing.
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A namespaced kind the tests create and read.
+pub trait Object:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+{
+}
+
+impl<K> Object for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+{
+}
+
+/// A controller a world runs in-process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Controller {
+    /// BackupPlans.
+    BackupPlan,
+    /// RdsConnections.
+    RdsConnection,
+    /// In-use protection of credentials Secrets.
+    Credentials,
+}
+
+impl Controller {
+    /// Its name in the reconcile metrics.
+    fn metric_name(self) -> &'static str {
+        match self {
+            Self::BackupPlan => "backupplan",
+            Self::RdsConnection => "rdsconnection",
+            Self::Credentials => "credentialssecret",
+        }
+    }
+}
+
+/// How to build a [`World`]; see [`World::builder`].
+pub struct WorldBuilder {
+    prefix: String,
+    controllers: Vec<Controller>,
+    instances: Vec<String>,
+    instance_busy: Duration,
+    configure_delay: Duration,
+    resync: Duration,
+    deletion_timeout: Duration,
+    concurrency: u16,
+    operator_credentials: bool,
+}
+
+impl WorldBuilder {
+    /// Runs `controllers` in-process, watching only the world's namespace.
+    pub fn controllers(mut self, controllers: &[Controller]) -> Self {
+        self.controllers = controllers.to_vec();
+        self
+    }
+
+    /// The emulator's RDS instances (in [`super::REGION`]) instead of the samples' one.
+    pub fn instances(mut self, ids: &[&str]) -> Self {
+        self.instances = ids.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// How long an instance stays busy after a connection change (default 300 ms).
+    pub fn instance_busy(mut self, busy: Duration) -> Self {
+        self.instance_busy = busy;
+        self
+    }
+
+    /// The delay between CreateBackupPlan and ConfigureBackupPlan, at DBS and in the
+    /// controller (default 1 s).
+    pub fn configure_delay(mut self, delay: Duration) -> Self {
+        self.configure_delay = delay;
+        self
+    }
+
+    /// The controllers' resync period (default 2 s).
+    pub fn resync(mut self, period: Duration) -> Self {
+        self.resync = period;
+        self
+    }
+
+    /// How long a deletion may fail before the finalizer goes anyway (default 8 s).
+    pub fn deletion_timeout(mut self, timeout: Duration) -> Self {
+        self.deletion_timeout = timeout;
+        self
+    }
+
+    /// Reconciles at once per kind (default 8).
+    pub fn concurrency(mut self, concurrency: u16) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// No credentials of the operator's own: only a `credentialsRef` Secret authenticates.
+    pub fn without_operator_credentials(mut self) -> Self {
+        self.operator_credentials = false;
+        self
+    }
+
+    /// The namespace with its Secrets, the emulator, and the controllers asked for.
+    pub async fn start(self) -> World {
+        let plane = alicloud_testenv::shared();
+        let client = plane.client().await;
+        let ns = plane.create_namespace(&self.prefix).await;
+        let emulator = start_emulator(|c| {
+            c.rds_instances = self
+                .instances
+                .iter()
+                .map(|id| (super::REGION.to_owned(), id.clone()))
+                .collect();
+            c.configure_delay = self.configure_delay;
+            c.instance_busy = self.instance_busy;
+        })
+        .await;
+        let mut world = World {
+            ns,
+            client,
+            emulator,
+            context: None,
+            controllers: Vec::new(),
+            running: Vec::new(),
+        };
+        world.create_credentials(CREDENTIALS, BTreeMap::new()).await;
+        let password: Secret = serde_json::from_value(json!({
+            "metadata": {"name": PASSWORD_SECRET},
+            "stringData": {"password": "s3cret"}
+        }))
+        .expect("password Secret");
+        world
+            .secrets()
+            .create(&PostParams::default(), &password)
+            .await
+            .expect("create the password Secret");
+        if !self.controllers.is_empty() {
+            world.run_controllers(&self);
+        }
+        world
+    }
+}
+
+/// One test's namespace, emulator and operator; the controllers stop when it is dropped.
+pub struct World {
+    /// The namespace, watched by the world's operator only.
+    pub ns: String,
+    /// An admin client of the control plane.
+    pub client: Client,
+    /// The emulator the operator calls.
+    pub emulator: Emulator,
+    context: Option<Arc<Context>>,
+    controllers: Vec<Controller>,
+    running: Vec<JoinHandle<()>>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for task in &self.running {
+            task.abort();
+        }
+    }
+}
+
+/// A point in the in-process controllers' history; see [`World::reconcile_mark`].
+#[derive(Clone, Copy, Debug)]
+pub struct ReconcileMark(f64);
+
+impl World {
+    /// A world in a namespace named after `prefix`; nothing runs until
+    /// [`WorldBuilder::start`].
+    pub fn builder(prefix: &str) -> WorldBuilder {
+        WorldBuilder {
+            prefix: prefix.to_owned(),
+            controllers: Vec::new(),
+            instances: vec![RDS_INSTANCE.to_owned()],
+            instance_busy: Duration::from_millis(300),
+            configure_delay: Duration::from_secs(1),
+            resync: Duration::from_secs(2),
+            deletion_timeout: Duration::from_secs(8),
+            concurrency: 8,
+            operator_credentials: true,
+        }
+    }
+
+    fn run_controllers(&mut self, setup: &WorldBuilder) {
+        let cloud = AlibabaCloud::new(ClientConfig {
+            endpoints: Endpoints::all(self.emulator.url()),
+            // The emulator's own default for undocumented actions; ReleaseInstanceConnection
+            // keeps the documented 10/s of `Quotas::default()`.
+            quotas: Quotas {
+                default_per_second: 100,
+                ..Quotas::default()
+            },
+            ..ClientConfig::default()
+        })
+        .expect("the cloud client builds");
+        let own = setup.operator_credentials.then(|| {
+            Arc::new(StaticCredentials(Credentials::new(
+                ACCESS_KEY_ID,
+                ACCESS_KEY_SECRET,
+            ))) as _
+        });
+        let ctx = Arc::new(Context::new(
+            self.client.clone(),
+            cloud,
+            own,
+            ControllerConfig {
+                watch_namespace: Some(self.ns.clone()),
+                resync_period: setup.resync,
+                concurrency: setup.concurrency,
+                configure_delay: setup.configure_delay,
+                instance_poll_interval: Duration::from_millis(200),
+                min_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(2),
+                throttled_delay: Duration::from_secs(2),
+                deletion_timeout: setup.deletion_timeout,
+                ..ControllerConfig::default()
+            },
+            None,
+        ));
+        for &c in &setup.controllers {
+            let task = match c {
+                Controller::BackupPlan => tokio::spawn(controller::backup_plan::run(ctx.clone())),
+                Controller::RdsConnection => {
+                    tokio::spawn(controller::rds_connection::run(ctx.clone()))
+                }
+                Controller::Credentials => {
+                    tokio::spawn(controller::credentials_protection::run(ctx.clone()))
+                }
+            };
+            self.running.push(task);
+        }
+        self.controllers = setup.controllers.clone();
+        self.context = Some(ctx);
+    }
+
+    /// The operator binary watching this world's namespace, with `failpoint` set
+    /// (`ALICLOUD_DB_OPERATOR_FAILPOINT`) when given.
+    pub fn operator(&self, name: &str, failpoint: Option<&str>) -> Operator {
+        let mut args = fast_flags(&self.emulator.url());
+        args.extend(["--watch-namespace".to_owned(), self.ns.clone()]);
+        let mut cmd = Operator::command(name, &args);
+        if let Some(f) = failpoint {
+            cmd.env("ALICLOUD_DB_OPERATOR_FAILPOINT", f);
+        }
+        Operator::spawn(name, cmd)
+    }
+
+    // ------------------------------------------------------------ proof that a reconcile ran
+
+    /// (completed, running) reconciles of the in-process controllers.
+    fn reconciles(&self) -> (f64, f64) {
+        let ctx = self
+            .context
+            .as_ref()
+            .expect("reconciles are counted for in-process controllers only");
+        let text = ctx.metrics.encode();
+        let mut completed = 0.0;
+        let mut running = 0.0;
+        for c in &self.controllers {
+            let name = c.metric_name();
+            for result in ["success", "error"] {
+                let series = format!(
+                    r#"controller_runtime_reconcile_total{{controller="{name}",result="{result}"}}"#
+                );
+                completed += sample(&text, &series).unwrap_or(0.0);
+            }
+            let series = format!(r#"controller_runtime_active_workers{{controller="{name}"}}"#);
+            running += sample(&text, &series).unwrap_or(0.0);
+        }
+        (completed, running)
+    }
+
+    /// Marks a moment when no reconcile is running (it waits for one): a reconcile completed
+    /// after it started after it too, so it read what the cluster held at the mark or later.
+    pub async fn reconcile_mark(&self) -> ReconcileMark {
+        eventually("no reconcile running", WAIT, || {
+            let (completed, running) = self.reconciles();
+            let mark = (running == 0.0)
+                .then_some(ReconcileMark(completed))
+                .ok_or(format!("{running} running"));
+            async move { mark }
+        })
+        .await
+    }
+
+    /// Waits until a reconcile that started after `mark` has completed: proof that the
+    /// controllers looked at what changed since, before asserting that nothing came of it.
+    pub async fn wait_reconciled_since(&self, mark: ReconcileMark, what: &str) {
+        eventually(
+            &format!("a reconcile after {what}"),
+            WAIT,
+            || {
+                let (completed, _) = self.reconciles();
+                let done = (completed > mark.0)
+                    .then_some(())
+                    .ok_or(format!("{completed} reconciles, {} at the mark", mark.0));
+                async move { done }
+            },
+        )
+        .await
+    }
+
+    // ------------------------------------------------------------ objects
+
+    /// The world's namespaced API of `K`.
+    pub fn api<K: Object>(&self) -> Api<K> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Creates `obj` in the world's namespace.
+    pub async fn create<K: Object>(&self, obj: &K) -> K {
+        self.api::<K>()
+            .create(&PostParams::default(), obj)
+            .await
+            .unwrap_or_else(|e| panic!("create {}: {e}", K::kind(&())))
+    }
+
+    /// Reads the object `name`.
+    pub async fn get<K: Object>(&self, name: &str) -> K {
+        self.api::<K>()
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("get {} {name}: {e}", K::kind(&())))
+    }
+
+    /// Applies the JSON merge patch `patch` to the object `name`; the object after it.
+    pub async fn patch<K: Object>(&self, name: &str, patch: Value) -> K {
+        self.api::<K>()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap_or_else(|e| panic!("patch {} {name} with {patch}: {e}", K::kind(&())))
+    }
+
+    /// Asks for the object `name` to be deleted.
+    pub async fn delete<K: Object>(&self, name: &str) {
+        self.api::<K>()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap_or_else(|e| panic!("delete {} {name}: {e}", K::kind(&())));
+    }
+
+    /// Waits until the object `name` satisfies `done` (`what`, for the failure message).
+    pub async fn wait_for<K: Object>(
+        &self,
+        name: &str,
+        what: &str,
+        done: impl Fn(&K) -> bool,
+    ) -> K {
+        eventually(&format!("{name} {what}"), WAIT, || async {
+            let obj: K = self.get(name).await;
+            if done(&obj) {
+                Ok(obj)
+            } else {
+                Err(format!(
+                    "{:#}",
+                    serde_json::to_value(&obj).unwrap_or_default()["status"]
+                ))
+            }
+        })
+        .await
+    }
+
+    /// Waits until the object `name` is Ready (`Available`) for its current generation.
+    pub async fn wait_ready<K: Object + Conditioned>(&self, name: &str) -> K {
+        self.wait_for(name, "Ready", is_ready).await
+    }
+
+    /// Waits until the object `name` no longer exists.
+    pub async fn wait_gone<K: Object>(&self, name: &str) {
+        eventually(&format!("{name} to be gone"), WAIT, || async {
+            match self.api::<K>().get_opt(name).await {
+                Ok(None) => Ok(()),
+                Ok(Some(obj)) => Err(format!(
+                    "finalizers {:?}",
+                    obj.meta().finalizers.clone().unwrap_or_default()
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await
+    }
+
+    // ------------------------------------------------------------ Secrets
+
+    /// The world's Secrets.
+    pub fn secrets(&self) -> Api<Secret> {
+        self.api()
+    }
+
+    /// The Secret `name`, if it exists.
+    pub async fn secret(&self, name: &str) -> Option<Secret> {
+        self.secrets().get_opt(name).await.expect("read Secret")
+    }
+
+    /// Creates a credentials Secret `name` for the samples' account, with `labels`.
+    pub async fn create_credentials(&self, name: &str, labels: BTreeMap<&str, &str>) {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels},
+            "stringData": {"accessKeyId": ACCESS_KEY_ID, "accessKeySecret": ACCESS_KEY_SECRET}
+        }))
+        .expect("credentials Secret");
+        self.secrets()
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create credentials Secret");
+    }
+
+    /// Deletes the Secret `name` and, as an administrator forcing it away, removes its
+    /// finalizers (the operator protects credentials in use).
+    pub async fn force_delete_secret(&self, name: &str) {
+        let secrets = self.secrets();
+        secrets
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete Secret");
+        secrets
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+            )
+            .await
+            .expect("remove the Secret's finalizers");
+    }
+
+    // ------------------------------------------------------------ Events
+
+    /// `(type, reason)` of every Event in the namespace, oldest first.
+    pub async fn events(&self) -> Vec<(String, String)> {
+        self.events_where(|_| true).await
+    }
+
+    /// `(type, reason)` of every Event about the object `name`, oldest first.
+    pub async fn events_about(&self, name: &str) -> Vec<(String, String)> {
+        self.events_where(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .await
+    }
+
+    async fn events_where(&self, about: impl Fn(&Event) -> bool) -> Vec<(String, String)> {
+        let mut events: Vec<Event> = self
+            .api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("list Events")
+            .items
+            .into_iter()
+            .filter(|e| about(e))
+            .collect();
+        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        events
+            .into_iter()
+            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default()))
+            .collect()
+    }
+
+    /// Every Event about `name` once all of `expected` (type, reason) are among them. Events are
+    /// published after the status write they describe, so a test that has just seen the status
+    /// waits for them rather than reading once.
+    pub async fn wait_events(&self, name: &str, expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        eventually(
+            &format!("Events {expected:?} about {name}"),
+            WAIT,
+            || async {
+                let events = self.events_about(name).await;
+                if expected
+                    .iter()
+                    .all(|(t, r)| events.iter().any(|(et, er)| et == t && er == r))
+                {
+                    Ok(events)
+                } else {
+                    Err(format!("{events:?}"))
+                }
+            },
+        )
+        .await
+    }
+
+    // ------------------------------------------------------------ the emulator
+
+    /// What the emulator holds now.
+    pub async fn snapshot(&self) -> Snapshot {
+        self.emulator.snapshot().await
+    }
+
+    /// Every call of `action` the emulator logged, oldest first.
+    pub async fn calls(&self, action: &str) -> Vec<CallRecord> {
+        self.snapshot().await.calls_of(action).cloned().collect()
+    }
+
+    /// `(outcome, HTTP status)` of every call of `action`, oldest first.
+    pub async fn outcomes(&self, action: &str) -> Vec<(String, u16)> {
+        self.snapshot()
+            .await
+            .calls_of(action)
+            .map(|c| (c.outcome.clone(), c.http_status))
+            .collect()
+    }
+
+    /// How many calls the emulator logged.
+    pub async fn call_count(&self) -> usize {
+        self.snapshot().await.calls.len()
+    }
+
+    /// The emulator's call count once it has not changed for a second.
+    pub async fn settled_call_count(&self) -> usize {
+        eventually("the cloud calls to settle", WAIT, || async {
+            let before = self.call_count().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let after = self.call_count().await;
+            if before == after {
+                Ok(after)
+            } else {
+                Err(format!("{before} then {after}"))
+            }
+        })
+        .await
+    }
+
+    /// Every plan DBS holds, released ones included.
+    pub async fn plans_at_dbs(&self) -> Vec<Plan> {
+        self.snapshot().await.plans
+    }
+
+    /// The plan `id` at DBS; panics when DBS never had it.
+    pub async fn plan_at_dbs(&self, id: &str) -> Plan {
+        let snapshot = self.snapshot().await;
+        snapshot
+            .plan(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no plan {id} at DBS: {:#?}", snapshot.plans))
+    }
+
+    /// The public endpoints of the instance `id`.
+    pub async fn public_connections(&self, id: &str) -> Vec<Connection> {
+        let snapshot = self.snapshot().await;
+        snapshot
+            .public_connections(Some(id))
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// `method` on the emulator's admin API at `/_emulator{path}`.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Value) {
+        super::admin(&self.emulator, method, path, body).await;
+    }
+}
+
+/// The UTF-8 value of `key` in `secret`.
+pub fn secret_value(secret: &Secret, key: &str) -> String {
+    let data = secret.data.as_ref().expect("Secret has data");
+    let bytes = &data.get(key).unwrap_or_else(|| panic!("key {key}")).0;
+    String::from_utf8(bytes.clone()).expect("UTF-8")
+}
