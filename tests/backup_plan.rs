@@ -16,7 +16,9 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::json;
 
 use common::world::WorldBuilder;
-use common::{CREDENTIALS, Controller, PASSWORD_SECRET, World, condition, eventually, ready_reason};
+use common::{
+    CREDENTIALS, Controller, PASSWORD_SECRET, World, condition, eventually, ready_reason,
+};
 
 /// A world running the BackupPlan controller.
 fn plans(prefix: &str) -> WorldBuilder {
@@ -280,12 +282,16 @@ async fn out_of_band_schedule_change_is_reverted_after_resync() {
     )
     .await;
 
-    eventually("the drift to be corrected", Duration::from_secs(90), || async {
-        let period = w.plan_at_dbs(&id).await.backup_period;
-        (period.as_deref() == Some("Monday,Thursday"))
-            .then_some(())
-            .ok_or(format!("backupPeriod {period:?}"))
-    })
+    eventually(
+        "the drift to be corrected",
+        Duration::from_secs(90),
+        || async {
+            let period = w.plan_at_dbs(&id).await.backup_period;
+            (period.as_deref() == Some("Monday,Thursday"))
+                .then_some(())
+                .ok_or(format!("backupPeriod {period:?}"))
+        },
+    )
     .await;
     assert!(
         w.calls("ModifyBackupStrategy")
@@ -298,7 +304,10 @@ async fn out_of_band_schedule_change_is_reverted_after_resync() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn steady_state_uses_one_sweep_per_resync_not_one_describe_per_object() {
-    let w = plans("bp-sweep").resync(Duration::from_secs(3)).start().await;
+    let w = plans("bp-sweep")
+        .resync(Duration::from_secs(3))
+        .start()
+        .await;
     for name in ["a", "b", "c", "d"] {
         create(&w, name, spec()).await;
     }
@@ -478,11 +487,15 @@ async fn spec_change_while_paused_is_not_claimed_as_observed() {
     let resume = json!({"metadata": {"annotations": {"db.alicloud.dev/paused": null}}});
     w.patch::<BackupPlan>("frozen", resume).await;
     let obj = w
-        .wait_for("frozen", "Ready for the new generation", |o: &BackupPlan| {
-            ready_reason(o).as_deref() == Some("Available")
-                && condition(o, "Ready").and_then(|c| c.observed_generation)
-                    == o.metadata.generation
-        })
+        .wait_for(
+            "frozen",
+            "Ready for the new generation",
+            |o: &BackupPlan| {
+                ready_reason(o).as_deref() == Some("Available")
+                    && condition(o, "Ready").and_then(|c| c.observed_generation)
+                        == o.metadata.generation
+            },
+        )
         .await;
     assert_eq!(
         obj.status.and_then(|s| s.observed_generation),
@@ -736,10 +749,7 @@ async fn throttled_create_backs_off_then_creates_exactly_one_plan() {
         longest_gap >= 2000,
         "a throttled reconcile waits the throttling delay: gaps {times:?}"
     );
-    assert_eq!(
-        creates.iter().filter(|c| c.outcome == "Success").count(),
-        1
-    );
+    assert_eq!(creates.iter().filter(|c| c.outcome == "Success").count(), 1);
     assert_eq!(w.plans_at_dbs().await.len(), 1);
 }
 

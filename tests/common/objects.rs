@@ -42,8 +42,7 @@ pub fn is<K: Conditioned>(obj: &K, type_: &str, status: &str, reason: &str) -> b
 
 /// Whether `obj` is Ready (reason `Available`) for its current generation.
 pub fn is_ready<K: Conditioned>(obj: &K) -> bool {
-    is(obj, "Ready", "True", "Available")
-        && obj.observed_generation() == obj.meta().generation
+    is(obj, "Ready", "True", "Available") && obj.observed_generation() == obj.meta().generation
 }
 
 /// The reason of `obj`'s `Ready` condition while it is `True`.

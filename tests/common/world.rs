@@ -332,17 +332,13 @@ impl World {
     /// Waits until a reconcile that started after `mark` has completed: proof that the
     /// controllers looked at what changed since, before asserting that nothing came of it.
     pub async fn wait_reconciled_since(&self, mark: ReconcileMark, what: &str) {
-        eventually(
-            &format!("a reconcile after {what}"),
-            WAIT,
-            || {
-                let (completed, _) = self.reconciles();
-                let done = (completed > mark.0)
-                    .then_some(())
-                    .ok_or(format!("{completed} reconciles, {} at the mark", mark.0));
-                async move { done }
-            },
-        )
+        eventually(&format!("a reconcile after {what}"), WAIT, || {
+            let (completed, _) = self.reconciles();
+            let done = (completed > mark.0)
+                .then_some(())
+                .ok_or(format!("{completed} reconciles, {} at the mark", mark.0));
+            async move { done }
+        })
         .await
     }
 
@@ -502,7 +498,11 @@ impl World {
     /// Every Event about `name` once all of `expected` (type, reason) are among them. Events are
     /// published after the status write they describe, so a test that has just seen the status
     /// waits for them rather than reading once.
-    pub async fn wait_events(&self, name: &str, expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    pub async fn wait_events(
+        &self,
+        name: &str,
+        expected: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
         eventually(
             &format!("Events {expected:?} about {name}"),
             WAIT,
