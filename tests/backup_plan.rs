@@ -8,62 +8,33 @@ mod common;
 use std::time::Duration;
 
 use alicloud_db_operator::crd::{
-    BackupMethod, BackupPlan, BackupPlanSpec, BackupSchedule, BackupSource, CredentialsRef,
-    DatabaseType, DeletionPolicy, InstanceClass, PayType, SecretKeyRef, SourceInstanceType,
-    SubscriptionPeriod, Weekday,
+    BackupMethod, BackupPlan, BackupPlanSpec, BackupSchedule, CredentialsRef, DeletionPolicy,
+    PayType, SecretKeyRef, SubscriptionPeriod, Weekday,
 };
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::json;
 
-use common::world::WorldBuilder;
 use common::{
-    CREDENTIALS, Controller, PASSWORD_SECRET, World, condition, eventually, ready_reason,
+    CREDENTIALS, Controller, PASSWORD_SECRET, Setup, World, backup_plan_spec, condition,
+    eventually, ready_reason,
 };
 
-/// A world running the BackupPlan controller.
-fn plans(prefix: &str) -> WorldBuilder {
-    World::builder(prefix).controllers(&[Controller::BackupPlan])
+/// What a world running the BackupPlan controller needs.
+fn plans() -> Setup {
+    Setup {
+        controllers: vec![Controller::BackupPlan],
+        ..Setup::default()
+    }
 }
 
-/// A MySQL plan on an RDS source, scheduled Monday and Thursday at 14:22.
+/// A world running the BackupPlan controller.
+async fn start(prefix: &str) -> World {
+    World::start(prefix, plans()).await
+}
+
+/// The common plan of these tests.
 fn spec() -> BackupPlanSpec {
-    BackupPlanSpec {
-        region: "cn-hangzhou".into(),
-        database_type: DatabaseType::MySQL,
-        instance_class: InstanceClass::Micro,
-        backup_method: BackupMethod::Logical,
-        pay_type: PayType::PayAsYouGo,
-        period: None,
-        used_time: None,
-        source: BackupSource {
-            instance_type: SourceInstanceType::RDS,
-            region: Some("cn-hangzhou".into()),
-            instance_id: Some("rm-bp1test0001".into()),
-            host: None,
-            port: None,
-            database_name: None,
-            user_name: Some("backup".into()),
-            password_secret_ref: Some(SecretKeyRef {
-                name: PASSWORD_SECRET.into(),
-                key: "password".into(),
-            }),
-            oracle_sid: None,
-            backup_gateway_id: None,
-        },
-        backup_objects: vec![],
-        schedule: Some(BackupSchedule {
-            weekdays: vec![Weekday::Monday, Weekday::Thursday],
-            start_time: "14:22".into(),
-        }),
-        retention: None,
-        storage: None,
-        enable_backup_log: false,
-        backup_log_interval_seconds: None,
-        plan_name: None,
-        deletion_policy: DeletionPolicy::Delete,
-        credentials_ref: None,
-        backup_plan_id: None,
-    }
+    backup_plan_spec()
 }
 
 /// Creates the BackupPlan `name` with `spec`.
@@ -114,10 +85,14 @@ async fn pause(w: &World, name: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_configures_five_seconds_after_create_then_runs() {
-    let w = plans("bp-create")
-        .configure_delay(Duration::from_secs(5))
-        .start()
-        .await;
+    let w = World::start(
+        "bp-create",
+        Setup {
+            configure_delay: Duration::from_secs(5),
+            ..plans()
+        },
+    )
+    .await;
     create(&w, "orders", spec()).await;
 
     let wait = alicloud_testenv::shared()
@@ -167,11 +142,10 @@ async fn create_configures_five_seconds_after_create_then_runs() {
             .iter()
             .any(|c| c.outcome == "Success")
     );
-    let state = w.snapshot().await;
-    let not_ready = state
-        .calls
-        .iter()
-        .filter(|c| c.outcome == "BackupPlanNotReady")
+    let not_ready = w
+        .snapshot()
+        .await
+        .calls_with_outcome("BackupPlanNotReady")
         .count();
     assert_eq!(not_ready, 0, "no BackupPlanNotReady outcome");
     let plan = w.plan_at_dbs(&id).await;
@@ -201,7 +175,7 @@ async fn create_configures_five_seconds_after_create_then_runs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn schedule_change_modifies_strategy_and_returns_ready() {
-    let w = plans("bp-update").start().await;
+    let w = start("bp-update").await;
     create(&w, "weekly", spec()).await;
     let obj = ready(&w, "weekly").await;
     let id = plan_id(&obj);
@@ -235,7 +209,7 @@ async fn schedule_change_modifies_strategy_and_returns_ready() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn log_interval_change_modifies_strategy_and_returns_ready() {
-    let w = plans("bp-interval").start().await;
+    let w = start("bp-interval").await;
     let physical = BackupPlanSpec {
         backup_method: BackupMethod::Physical,
         backup_log_interval_seconds: Some(300),
@@ -271,7 +245,7 @@ async fn log_interval_change_modifies_strategy_and_returns_ready() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn out_of_band_schedule_change_is_reverted_after_resync() {
-    let w = plans("bp-drift").start().await;
+    let w = start("bp-drift").await;
     create(&w, "drifty", spec()).await;
     let id = plan_id(&ready(&w, "drifty").await);
 
@@ -304,10 +278,14 @@ async fn out_of_band_schedule_change_is_reverted_after_resync() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn steady_state_uses_one_sweep_per_resync_not_one_describe_per_object() {
-    let w = plans("bp-sweep")
-        .resync(Duration::from_secs(3))
-        .start()
-        .await;
+    let w = World::start(
+        "bp-sweep",
+        Setup {
+            resync: Duration::from_secs(3),
+            ..plans()
+        },
+    )
+    .await;
     for name in ["a", "b", "c", "d"] {
         create(&w, name, spec()).await;
     }
@@ -330,7 +308,7 @@ async fn steady_state_uses_one_sweep_per_resync_not_one_describe_per_object() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_deleted_out_of_band_stalls_and_is_not_recreated() {
-    let w = plans("bp-missing").start().await;
+    let w = start("bp-missing").await;
     create(&w, "vanished", spec()).await;
     let id = plan_id(&ready(&w, "vanished").await);
 
@@ -365,7 +343,7 @@ async fn plan_deleted_out_of_band_stalls_and_is_not_recreated() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deletion_releases_the_plan() {
-    let w = plans("bp-delete").start().await;
+    let w = start("bp-delete").await;
     create(&w, "doomed", spec()).await;
     let obj = ready(&w, "doomed").await;
     assert!(
@@ -382,7 +360,7 @@ async fn deletion_releases_the_plan() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deletion_with_retain_leaves_the_plan_running() {
-    let w = plans("bp-retain").start().await;
+    let w = start("bp-retain").await;
     let retained = BackupPlanSpec {
         deletion_policy: DeletionPolicy::Retain,
         ..spec()
@@ -396,7 +374,7 @@ async fn deletion_with_retain_leaves_the_plan_running() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_a_subscription_plan_stops_it_and_warns_billing_continues() {
-    let w = plans("bp-prepay").start().await;
+    let w = start("bp-prepay").await;
     let sub = BackupPlanSpec {
         pay_type: PayType::Subscription,
         period: Some(SubscriptionPeriod::Month),
@@ -425,7 +403,7 @@ async fn deleting_a_subscription_plan_stops_it_and_warns_billing_continues() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn paused_object_makes_no_cloud_calls_and_deletes_without_them() {
-    let w = plans("bp-pause").start().await;
+    let w = start("bp-pause").await;
     create(&w, "sleepy", spec()).await;
     let id = plan_id(&ready(&w, "sleepy").await);
 
@@ -459,7 +437,7 @@ async fn paused_object_makes_no_cloud_calls_and_deletes_without_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn spec_change_while_paused_is_not_claimed_as_observed() {
-    let w = plans("bp-pause-gen").start().await;
+    let w = start("bp-pause-gen").await;
     create(&w, "frozen", spec()).await;
     let acted = ready(&w, "frozen").await.metadata.generation;
 
@@ -505,7 +483,7 @@ async fn spec_change_while_paused_is_not_claimed_as_observed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn overlong_default_plan_name_stalls_without_cloud_calls() {
-    let w = plans("bp-invalid").start().await;
+    let w = start("bp-invalid").await;
     let name = "a-very-long-backup-plan-object-name-that-makes-the-default-plan-name-too-long";
     create(&w, name, spec()).await;
     let obj = w
@@ -520,7 +498,7 @@ async fn overlong_default_plan_name_stalls_without_cloud_calls() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_password_secret_stalls_without_creating() {
-    let w = plans("bp-secret").start().await;
+    let w = start("bp-secret").await;
     let mut s = spec();
     s.source.password_secret_ref = Some(SecretKeyRef {
         name: "absent".into(),
@@ -538,10 +516,14 @@ async fn missing_password_secret_stalls_without_creating() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rotated_password_is_sent_again_promptly() {
     // A resync longer than the test: the Secret watch alone must notice the rotation.
-    let w = plans("bp-rotate")
-        .resync(Duration::from_secs(300))
-        .start()
-        .await;
+    let w = World::start(
+        "bp-rotate",
+        Setup {
+            resync: Duration::from_secs(300),
+            ..plans()
+        },
+    )
+    .await;
     create(&w, "rotating", spec()).await;
     ready(&w, "rotating").await;
     let patch = json!({"data": {"password": "bmV3LXBhc3N3b3Jk"}});
@@ -564,7 +546,7 @@ async fn rotated_password_is_sent_again_promptly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_after_create_does_not_duplicate() {
-    let w = World::builder("bp-crash").start().await;
+    let w = World::start("bp-crash", Setup::default()).await;
     let mut first = w.operator("bp-crash-1", Some("kill-after-create-backup-plan"));
     create(&w, "survivor", spec()).await;
     wait_killed_by_failpoint(&mut first).await;
@@ -595,7 +577,7 @@ async fn wait_killed_by_failpoint(operator: &mut common::Operator) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deletion_after_a_lost_create_answer_releases_the_plan_created() {
-    let w = World::builder("bp-crash-delete").start().await;
+    let w = World::start("bp-crash-delete", Setup::default()).await;
     let mut first = w.operator("bp-crash-delete-1", Some("kill-after-create-backup-plan"));
     create(&w, "orphan-candidate", spec()).await;
     wait_killed_by_failpoint(&mut first).await;
@@ -625,7 +607,7 @@ async fn deletion_after_a_lost_create_answer_releases_the_plan_created() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_adopted_subscription_plan_is_stopped_not_released_whatever_the_spec_says() {
-    let w = plans("bp-adopt-prepay").start().await;
+    let w = start("bp-adopt-prepay").await;
     let bought = BackupPlanSpec {
         pay_type: PayType::Subscription,
         period: Some(SubscriptionPeriod::Month),
@@ -654,7 +636,7 @@ async fn an_adopted_subscription_plan_is_stopped_not_released_whatever_the_spec_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn existing_plan_is_adopted_without_create_and_brought_in_line() {
-    let w = plans("bp-adopt").start().await;
+    let w = start("bp-adopt").await;
     let id = plan_left_behind(&w, "original", spec()).await;
 
     let adopted = BackupPlanSpec {
@@ -685,7 +667,7 @@ async fn existing_plan_is_adopted_without_create_and_brought_in_line() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deletion_without_usable_credentials_gives_up_after_the_timeout() {
-    let w = plans("bp-nocreds").start().await;
+    let w = start("bp-nocreds").await;
     let with_credentials = BackupPlanSpec {
         credentials_ref: Some(CredentialsRef {
             name: CREDENTIALS.into(),
@@ -724,7 +706,7 @@ async fn deletion_without_usable_credentials_gives_up_after_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn throttled_create_backs_off_then_creates_exactly_one_plan() {
-    let w = plans("bp-throttle").start().await;
+    let w = start("bp-throttle").await;
     w.admin(
         reqwest::Method::POST,
         "/faults/CreateBackupPlan/once",
@@ -755,7 +737,7 @@ async fn throttled_create_backs_off_then_creates_exactly_one_plan() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operator_binary_stops_cleanly_on_sigterm() {
-    let w = World::builder("bp-sigterm").start().await;
+    let w = World::start("bp-sigterm", Setup::default()).await;
     let mut operator = w.operator("bp-sigterm", None);
     create(&w, "graceful", spec()).await;
     ready(&w, "graceful").await;
@@ -766,10 +748,14 @@ async fn operator_binary_stops_cleanly_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ready_object_is_not_rewritten_between_resyncs() {
-    let w = plans("bp-quiet")
-        .resync(Duration::from_secs(300))
-        .start()
-        .await;
+    let w = World::start(
+        "bp-quiet",
+        Setup {
+            resync: Duration::from_secs(300),
+            ..plans()
+        },
+    )
+    .await;
     create(&w, "quiet", spec()).await;
     let ready = ready(&w, "quiet").await;
     let mark = w.reconcile_mark().await;

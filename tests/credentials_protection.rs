@@ -9,70 +9,47 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use alicloud_db_operator::crd::{BackupPlan, RdsConnection};
+use alicloud_db_operator::crd::{BackupPlan, BackupPlanSpec, CredentialsRef, RdsConnection};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde_json::json;
 
 use common::{
-    CREDENTIALS_IN_USE, Controller, PASSWORD_SECRET, RDS_INSTANCE, REGION, World, eventually,
+    CREDENTIALS_IN_USE, Controller, RDS_INSTANCE, Setup, World, backup_plan_spec, eventually,
+    rds_connection,
 };
 
 async fn start(prefix: &str) -> World {
-    World::builder(prefix)
-        .controllers(&[
+    let setup = Setup {
+        controllers: vec![
             Controller::BackupPlan,
             Controller::RdsConnection,
             Controller::Credentials,
-        ])
+        ],
         // Long: a deletion must succeed by releasing, never by giving up.
-        .deletion_timeout(Duration::from_secs(600))
+        deletion_timeout: Duration::from_secs(600),
         // Only the credentials Secret can authenticate.
-        .without_operator_credentials()
-        .start()
-        .await
+        operator_credentials: false,
+        ..Setup::default()
+    };
+    World::start(prefix, setup).await
 }
 
 /// A BackupPlan (PayAsYouGo, deletion releases it) authenticating with `credentials`.
 fn backup_plan(name: &str, credentials: &str) -> BackupPlan {
-    serde_json::from_value(json!({
-        "apiVersion": "db.alicloud.dev/v1alpha1",
-        "kind": "BackupPlan",
-        "metadata": {"name": name},
-        "spec": {
-            "region": REGION,
-            "databaseType": "MySQL",
-            "instanceClass": "micro",
-            "backupMethod": "logical",
-            "payType": "PayAsYouGo",
-            "source": {
-                "instanceType": "RDS", "region": REGION, "instanceId": "rm-bp1protect01",
-                "userName": "backup",
-                "passwordSecretRef": {"name": PASSWORD_SECRET, "key": "password"}
-            },
-            "schedule": {"weekdays": ["Monday"], "startTime": "02:00"},
-            "credentialsRef": {"name": credentials}
-        }
-    }))
-    .expect("valid BackupPlan")
+    let spec = BackupPlanSpec {
+        credentials_ref: Some(CredentialsRef {
+            name: credentials.into(),
+        }),
+        ..backup_plan_spec()
+    };
+    BackupPlan::new(name, spec)
 }
 
 /// An RdsConnection on the seeded instance authenticating with `credentials`.
-fn rds_connection(name: &str, credentials: &str) -> RdsConnection {
-    serde_json::from_value(json!({
-        "apiVersion": "db.alicloud.dev/v1alpha1",
-        "kind": "RdsConnection",
-        "metadata": {"name": name},
-        "spec": {
-            "region": REGION,
-            "dbInstanceId": RDS_INSTANCE,
-            "connectionStringPrefix": format!("{name}-app"),
-            "port": 3306,
-            "credentialsRef": {"name": credentials},
-            "writeConnectionSecretToRef": {"name": format!("{name}-endpoint")}
-        }
-    }))
-    .expect("valid RdsConnection")
+fn connection(name: &str, credentials: &str) -> RdsConnection {
+    let prefix = format!("{name}-app");
+    rds_connection(name, RDS_INSTANCE, &prefix, 3306, credentials)
 }
 
 fn protected(secret: &Secret) -> bool {
@@ -118,7 +95,7 @@ async fn deleting_objects_and_their_credentials_secret_together_still_releases_t
     let w = start("credprot-together").await;
     w.create_credentials("alicloud", BTreeMap::new()).await;
     w.create(&backup_plan("nightly", "alicloud")).await;
-    w.create(&rds_connection("orders", "alicloud")).await;
+    w.create(&connection("orders", "alicloud")).await;
     let plan: BackupPlan = w.wait_ready("nightly").await;
     let plan_id = plan
         .status
@@ -210,7 +187,7 @@ async fn an_unused_credentials_secret_is_not_blocked() {
     w.create_credentials("first", BTreeMap::from([("team", "payments")]))
         .await;
     w.create_credentials("second", BTreeMap::new()).await;
-    w.create(&rds_connection("orders", "first")).await;
+    w.create(&connection("orders", "first")).await;
     w.wait_ready::<RdsConnection>("orders").await;
     wait_secret(&w, "first", "the Secret in use to be protected", protected).await;
 

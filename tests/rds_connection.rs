@@ -15,39 +15,33 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use common::world::WorldBuilder;
 use common::{
-    ACCESS_KEY_ID, CREDENTIALS, Controller, REGION, World, eventually, is, is_ready, secret_value,
+    ACCESS_KEY_ID, CREDENTIALS, Controller, REGION, Setup, World, eventually, is, is_ready,
+    rds_connection, secret_value,
 };
 
-/// A world running the RdsConnection controller with the RDS instances `ids`, resyncing every
-/// 5 minutes (the default) and giving up a deletion after 3 s; only the credentials Secret
-/// authenticates.
-fn connections(prefix: &str, ids: &[&str]) -> WorldBuilder {
-    World::builder(prefix)
-        .controllers(&[Controller::RdsConnection])
-        .instances(ids)
-        .resync(Duration::from_secs(300))
-        .deletion_timeout(Duration::from_secs(3))
-        .without_operator_credentials()
+/// What a world running the RdsConnection controller with the RDS instances `ids` needs:
+/// resync every 5 minutes (the default), a deletion given up after 3 s, and only the
+/// credentials Secret authenticates.
+fn connections(ids: &[&str]) -> Setup {
+    Setup {
+        controllers: vec![Controller::RdsConnection],
+        instances: ids.iter().map(|s| (*s).to_owned()).collect(),
+        resync: Duration::from_secs(300),
+        deletion_timeout: Duration::from_secs(3),
+        operator_credentials: false,
+        ..Setup::default()
+    }
+}
+
+/// A world running the RdsConnection controller with the RDS instances `ids`.
+async fn start(prefix: &str, ids: &[&str]) -> World {
+    World::start(prefix, connections(ids)).await
 }
 
 /// An RdsConnection using the namespace's credentials and writing `<name>-endpoint`.
 fn connection(name: &str, instance: &str, prefix: &str, port: i32) -> RdsConnection {
-    serde_json::from_value(json!({
-        "apiVersion": "db.alicloud.dev/v1alpha1",
-        "kind": "RdsConnection",
-        "metadata": {"name": name},
-        "spec": {
-            "region": REGION,
-            "dbInstanceId": instance,
-            "connectionStringPrefix": prefix,
-            "port": port,
-            "credentialsRef": {"name": CREDENTIALS},
-            "writeConnectionSecretToRef": {"name": format!("{name}-endpoint")}
-        }
-    }))
-    .expect("valid RdsConnection")
+    rds_connection(name, instance, prefix, port, CREDENTIALS)
 }
 
 /// Waits until the RdsConnection `name` is Ready for its current generation.
@@ -80,9 +74,7 @@ async fn wait_secret(w: &World, name: &str, port: &str) -> Secret {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_publishes_secret_port_and_prefix_changes_modify_and_delete_releases() {
-    let w = connections("rdsconn-life", &["rm-lifecycle01"])
-        .start()
-        .await;
+    let w = start("rdsconn-life", &["rm-lifecycle01"]).await;
     w.create(&connection("orders", "rm-lifecycle01", "orders-db", 3306))
         .await;
 
@@ -224,9 +216,7 @@ async fn create_publishes_secret_port_and_prefix_changes_modify_and_delete_relea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_created_out_of_band_is_adopted_without_allocate() {
-    let w = connections("rdsconn-adopt", &["rm-adopt0001"])
-        .start()
-        .await;
+    let w = start("rdsconn-adopt", &["rm-adopt0001"]).await;
     w.admin(
         reqwest::Method::POST,
         "/instances/rm-adopt0001/connections",
@@ -258,7 +248,7 @@ async fn endpoint_created_out_of_band_is_adopted_without_allocate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_instance_is_waited_for_then_becomes_ready() {
-    let w = connections("rdsconn-busy", &["rm-busy0001"]).start().await;
+    let w = start("rdsconn-busy", &["rm-busy0001"]).await;
     w.admin(
         reqwest::Method::PUT,
         "/instances/rm-busy0001",
@@ -329,9 +319,7 @@ async fn busy_instance_is_waited_for_then_becomes_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_refusing_a_change_as_busy_is_waited_out_not_stalled() {
-    let w = connections("rdsconn-refused", &["rm-refuse0001"])
-        .start()
-        .await;
+    let w = start("rdsconn-refused", &["rm-refuse0001"]).await;
     w.admin(
         reqwest::Method::POST,
         "/faults/AllocateInstancePublicConnection/once",
@@ -363,9 +351,7 @@ async fn instance_refusing_a_change_as_busy_is_waited_out_not_stalled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_instance_stalls_with_instance_not_found() {
-    let w = connections("rdsconn-missing", &["rm-exists0001"])
-        .start()
-        .await;
+    let w = start("rdsconn-missing", &["rm-exists0001"]).await;
     w.create(&connection("ghost", "rm-doesnotexist", "ghost-app", 3306))
         .await;
     let obj = w
@@ -392,9 +378,7 @@ async fn unknown_instance_stalls_with_instance_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefix_taken_by_another_instance_stalls_and_is_not_mistaken_for_a_missing_instance() {
-    let w = connections("rdsconn-taken", &["rm-owner0001", "rm-wants0001"])
-        .start()
-        .await;
+    let w = start("rdsconn-taken", &["rm-owner0001", "rm-wants0001"]).await;
     w.admin(
         reqwest::Method::POST,
         "/instances/rm-owner0001/connections",
@@ -430,11 +414,12 @@ async fn two_hundred_simultaneous_deletions_are_never_throttled() {
     const N: usize = 200;
     let ids: Vec<String> = (0..N).map(|i| format!("rm-bulk{i:04}")).collect();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let w = connections("rdsconn-bulk", &id_refs)
-        .instance_busy(Duration::from_millis(100))
-        .concurrency(100)
-        .start()
-        .await;
+    let setup = Setup {
+        instance_busy: Duration::from_millis(100),
+        concurrency: 100,
+        ..connections(&id_refs)
+    };
+    let w = World::start("rdsconn-bulk", setup).await;
     let started = Instant::now();
     let w = &w;
     let ids = &ids;
@@ -488,11 +473,7 @@ async fn two_hundred_simultaneous_deletions_are_never_throttled() {
     println!("200 deleted after {:?}", deleting.elapsed());
 
     let state = w.snapshot().await;
-    let throttled = state
-        .calls
-        .iter()
-        .filter(|c| c.outcome == "Throttling.User")
-        .count();
+    let throttled = state.calls_with_outcome("Throttling.User").count();
     let released = state
         .calls_of("ReleaseInstanceConnection")
         .filter(|c| c.outcome == "Success")
@@ -599,9 +580,7 @@ async fn invalid_prefix_and_port_are_rejected_at_admission() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_object_makes_no_cloud_calls_and_is_deleted_without_release() {
-    let w = connections("rdsconn-paused", &["rm-paused0001"])
-        .start()
-        .await;
+    let w = start("rdsconn-paused", &["rm-paused0001"]).await;
     let mut obj = connection("paused", "rm-paused0001", "paused-app", 3306);
     obj.metadata.annotations =
         Some([("db.alicloud.dev/paused".to_owned(), "true".to_owned())].into());
@@ -632,9 +611,7 @@ async fn paused_object_makes_no_cloud_calls_and_is_deleted_without_release() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retain_policy_leaves_the_endpoint_on_delete() {
-    let w = connections("rdsconn-retain", &["rm-retain0001"])
-        .start()
-        .await;
+    let w = start("rdsconn-retain", &["rm-retain0001"]).await;
     let mut obj = connection("kept", "rm-retain0001", "kept-app", 3306);
     obj.spec.deletion_policy = alicloud_db_operator::crd::DeletionPolicy::Retain;
     w.create(&obj).await;
@@ -651,9 +628,7 @@ async fn retain_policy_leaves_the_endpoint_on_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_without_credentials_gives_up_after_the_deletion_timeout() {
-    let w = connections("rdsconn-nocreds", &["rm-nocreds01"])
-        .start()
-        .await;
+    let w = start("rdsconn-nocreds", &["rm-nocreds01"]).await;
     w.create(&connection("orphan", "rm-nocreds01", "orphan-app", 3306))
         .await;
     ready(&w, "orphan").await;
@@ -679,9 +654,7 @@ async fn deletion_without_credentials_gives_up_after_the_deletion_timeout() {
 /// attempt (a request id in it) turns each write into another round of cloud calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_instance_or_a_failing_call_is_not_retried_in_a_hot_loop() {
-    let w = connections("rdsconn-quiet", &["rm-quiet0001"])
-        .start()
-        .await;
+    let w = start("rdsconn-quiet", &["rm-quiet0001"]).await;
     w.create(&connection("ghost", "rm-notthere01", "ghost-quiet", 3306))
         .await;
     w.wait_for("ghost", "Stalled InstanceNotFound", |o: &RdsConnection| {
@@ -730,9 +703,7 @@ async fn a_missing_instance_or_a_failing_call_is_not_retried_in_a_hot_loop() {
 /// every attempt, or each status write would retrigger the next attempt at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_credentials_are_not_retried_in_a_hot_loop() {
-    let w = connections("rdsconn-badkey", &["rm-badkey0001"])
-        .start()
-        .await;
+    let w = start("rdsconn-badkey", &["rm-badkey0001"]).await;
     let wrong: Secret = serde_json::from_value(json!({
         "metadata": {"name": "wrong-credentials"},
         "stringData": {"accessKeyId": ACCESS_KEY_ID, "accessKeySecret": "not-the-secret"}
@@ -773,7 +744,7 @@ async fn rejected_credentials_are_not_retried_in_a_hot_loop() {
 /// classic-network instance must not make every release fail and leave the endpoint behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_releases_with_the_network_type_the_instance_reports() {
-    let w = connections("rdsconn-classic", &[]).start().await;
+    let w = start("rdsconn-classic", &[]).await;
     w.admin(
         reqwest::Method::POST,
         "/instances",

@@ -47,6 +47,14 @@ impl Snapshot {
         self.calls.iter().filter(move |c| c.action == action)
     }
 
+    /// The logged calls whose outcome was `outcome` (`Success` or an error code), oldest first.
+    pub fn calls_with_outcome<'a>(
+        &'a self,
+        outcome: &'a str,
+    ) -> impl Iterator<Item = &'a CallRecord> + 'a {
+        self.calls.iter().filter(move |c| c.outcome == outcome)
+    }
+
     /// The public endpoints of every instance, or of the instance `db_instance_id` only.
     pub fn public_connections(&self, db_instance_id: Option<&str>) -> Vec<&Connection> {
         self.instances

@@ -25,9 +25,11 @@ pub use self::{
         apply_examples, delete_samples, kubectl, ready_states, samples_ready, wait_examples_ready,
     },
     emulator::{admin, sample_emulator, start_emulator},
-    objects::{condition, is, is_ready, ready_reason},
+    objects::{backup_plan_spec, condition, is, is_ready, rds_connection, ready_reason},
     operator::{Operator, fast_flags},
-    world::{CREDENTIALS, CREDENTIALS_IN_USE, Controller, PASSWORD_SECRET, World, secret_value},
+    world::{
+        CREDENTIALS, CREDENTIALS_IN_USE, Controller, PASSWORD_SECRET, Setup, World, secret_value,
+    },
 };
 
 /// The account of `examples/credentials-secret.yaml`, which every world's emulator accepts.

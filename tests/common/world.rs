@@ -81,107 +81,42 @@ impl Controller {
     }
 }
 
-/// How to build a [`World`]; see [`World::builder`].
-pub struct WorldBuilder {
-    prefix: String,
-    controllers: Vec<Controller>,
-    instances: Vec<String>,
-    instance_busy: Duration,
-    configure_delay: Duration,
-    resync: Duration,
-    deletion_timeout: Duration,
-    concurrency: u16,
-    operator_credentials: bool,
+/// What a [`World`] runs, and how fast; `Setup::default()` runs no controller (start the
+/// operator binary with [`World::operator`]).
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Controllers run in-process, watching only the world's namespace.
+    pub controllers: Vec<Controller>,
+    /// The emulator's RDS instances (in [`super::REGION`]); the samples' one by default.
+    pub instances: Vec<String>,
+    /// How long an instance stays busy after a connection change (300 ms).
+    pub instance_busy: Duration,
+    /// The delay between CreateBackupPlan and ConfigureBackupPlan, at DBS and in the
+    /// controller (1 s).
+    pub configure_delay: Duration,
+    /// The controllers' resync period (2 s).
+    pub resync: Duration,
+    /// How long a deletion may fail before the finalizer goes anyway (8 s).
+    pub deletion_timeout: Duration,
+    /// Reconciles at once per kind (8).
+    pub concurrency: u16,
+    /// Whether the operator has credentials of its own; without, only a `credentialsRef`
+    /// Secret authenticates (true).
+    pub operator_credentials: bool,
 }
 
-impl WorldBuilder {
-    /// Runs `controllers` in-process, watching only the world's namespace.
-    pub fn controllers(mut self, controllers: &[Controller]) -> Self {
-        self.controllers = controllers.to_vec();
-        self
-    }
-
-    /// The emulator's RDS instances (in [`super::REGION`]) instead of the samples' one.
-    pub fn instances(mut self, ids: &[&str]) -> Self {
-        self.instances = ids.iter().map(|s| (*s).to_owned()).collect();
-        self
-    }
-
-    /// How long an instance stays busy after a connection change (default 300 ms).
-    pub fn instance_busy(mut self, busy: Duration) -> Self {
-        self.instance_busy = busy;
-        self
-    }
-
-    /// The delay between CreateBackupPlan and ConfigureBackupPlan, at DBS and in the
-    /// controller (default 1 s).
-    pub fn configure_delay(mut self, delay: Duration) -> Self {
-        self.configure_delay = delay;
-        self
-    }
-
-    /// The controllers' resync period (default 2 s).
-    pub fn resync(mut self, period: Duration) -> Self {
-        self.resync = period;
-        self
-    }
-
-    /// How long a deletion may fail before the finalizer goes anyway (default 8 s).
-    pub fn deletion_timeout(mut self, timeout: Duration) -> Self {
-        self.deletion_timeout = timeout;
-        self
-    }
-
-    /// Reconciles at once per kind (default 8).
-    pub fn concurrency(mut self, concurrency: u16) -> Self {
-        self.concurrency = concurrency;
-        self
-    }
-
-    /// No credentials of the operator's own: only a `credentialsRef` Secret authenticates.
-    pub fn without_operator_credentials(mut self) -> Self {
-        self.operator_credentials = false;
-        self
-    }
-
-    /// The namespace with its Secrets, the emulator, and the controllers asked for.
-    pub async fn start(self) -> World {
-        let plane = alicloud_testenv::shared();
-        let client = plane.client().await;
-        let ns = plane.create_namespace(&self.prefix).await;
-        let emulator = start_emulator(|c| {
-            c.rds_instances = self
-                .instances
-                .iter()
-                .map(|id| (super::REGION.to_owned(), id.clone()))
-                .collect();
-            c.configure_delay = self.configure_delay;
-            c.instance_busy = self.instance_busy;
-        })
-        .await;
-        let mut world = World {
-            ns,
-            client,
-            emulator,
-            context: None,
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
             controllers: Vec::new(),
-            running: Vec::new(),
-        };
-        world.create_credentials(CREDENTIALS, BTreeMap::new()).await;
-        let password: Secret = serde_json::from_value(json!({
-            "metadata": {"name": PASSWORD_SECRET},
-            "stringData": {"password": "s3cret"}
-        }))
-        .expect("password Secret");
-        world
-            .secrets()
-            .create(&PostParams::default(), &password)
-            .await
-            .expect("create the password Secret");
-        if !self.controllers.is_empty() {
-            world.run_controllers(&self);
+            instances: vec![RDS_INSTANCE.to_owned()],
+            instance_busy: Duration::from_millis(300),
+            configure_delay: Duration::from_secs(1),
+            resync: Duration::from_secs(2),
+            deletion_timeout: Duration::from_secs(8),
+            concurrency: 8,
+            operator_credentials: true,
         }
-        world
     }
 }
 
@@ -211,23 +146,48 @@ impl Drop for World {
 pub struct ReconcileMark(f64);
 
 impl World {
-    /// A world in a namespace named after `prefix`; nothing runs until
-    /// [`WorldBuilder::start`].
-    pub fn builder(prefix: &str) -> WorldBuilder {
-        WorldBuilder {
-            prefix: prefix.to_owned(),
+    /// A namespace named after `prefix` holding the credentials Secret [`CREDENTIALS`] and
+    /// the password Secret [`PASSWORD_SECRET`], an emulator, and the controllers of `setup`.
+    pub async fn start(prefix: &str, setup: Setup) -> World {
+        let plane = alicloud_testenv::shared();
+        let client = plane.client().await;
+        let ns = plane.create_namespace(prefix).await;
+        let emulator = start_emulator(|c| {
+            c.rds_instances = setup
+                .instances
+                .iter()
+                .map(|id| (super::REGION.to_owned(), id.clone()))
+                .collect();
+            c.configure_delay = setup.configure_delay;
+            c.instance_busy = setup.instance_busy;
+        })
+        .await;
+        let mut world = World {
+            ns,
+            client,
+            emulator,
+            context: None,
             controllers: Vec::new(),
-            instances: vec![RDS_INSTANCE.to_owned()],
-            instance_busy: Duration::from_millis(300),
-            configure_delay: Duration::from_secs(1),
-            resync: Duration::from_secs(2),
-            deletion_timeout: Duration::from_secs(8),
-            concurrency: 8,
-            operator_credentials: true,
+            running: Vec::new(),
+        };
+        world.create_credentials(CREDENTIALS, BTreeMap::new()).await;
+        let password: Secret = serde_json::from_value(json!({
+            "metadata": {"name": PASSWORD_SECRET},
+            "stringData": {"password": "s3cret"}
+        }))
+        .expect("password Secret");
+        world
+            .secrets()
+            .create(&PostParams::default(), &password)
+            .await
+            .expect("create the password Secret");
+        if !setup.controllers.is_empty() {
+            world.run_controllers(&setup);
         }
+        world
     }
 
-    fn run_controllers(&mut self, setup: &WorldBuilder) {
+    fn run_controllers(&mut self, setup: &Setup) {
         let cloud = AlibabaCloud::new(ClientConfig {
             endpoints: Endpoints::all(self.emulator.url()),
             // The emulator's own default for undocumented actions; ReleaseInstanceConnection
