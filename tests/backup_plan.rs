@@ -32,6 +32,12 @@ async fn start(prefix: &str) -> World {
     World::start(prefix, plans()).await
 }
 
+/// A world running the BackupPlan controller with the resync period `resync`.
+async fn start_resyncing(prefix: &str, resync: Duration) -> World {
+    let setup = Setup { resync, ..plans() };
+    World::start(prefix, setup).await
+}
+
 /// The common plan of these tests.
 fn spec() -> BackupPlanSpec {
     backup_plan_spec()
@@ -278,14 +284,7 @@ async fn out_of_band_schedule_change_is_reverted_after_resync() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn steady_state_uses_one_sweep_per_resync_not_one_describe_per_object() {
-    let w = World::start(
-        "bp-sweep",
-        Setup {
-            resync: Duration::from_secs(3),
-            ..plans()
-        },
-    )
-    .await;
+    let w = start_resyncing("bp-sweep", Duration::from_secs(3)).await;
     for name in ["a", "b", "c", "d"] {
         create(&w, name, spec()).await;
     }
@@ -316,10 +315,7 @@ async fn plan_deleted_out_of_band_stalls_and_is_not_recreated() {
         .await;
 
     let obj = w
-        .wait_for("vanished", "Stalled CloudPlanMissing", |o: &BackupPlan| {
-            condition(o, "Stalled")
-                .is_some_and(|c| c.status == "True" && c.reason == "CloudPlanMissing")
-        })
+        .wait_condition::<BackupPlan>("vanished", "Stalled", "CloudPlanMissing")
         .await;
     assert_eq!(
         condition(&obj, "Ready").map(|c| c.status).as_deref(),
@@ -388,12 +384,8 @@ async fn deleting_a_subscription_plan_stops_it_and_warns_billing_continues() {
     assert_eq!(w.plan_at_dbs(&id).await.status, "pause");
     assert!(w.calls("ReleaseBackupPlan").await.is_empty());
     let events = w
-        .wait_events("prepaid", &[("Warning", "SubscriptionNotReleased")])
+        .expect_event("prepaid", "Warning", "SubscriptionNotReleased")
         .await;
-    assert!(
-        events.contains(&("Warning".into(), "SubscriptionNotReleased".into())),
-        "{events:?}"
-    );
     let about_billing = events
         .iter()
         .filter(|(_, reason)| reason == "SubscriptionNotReleased")
@@ -426,13 +418,8 @@ async fn paused_object_makes_no_cloud_calls_and_deletes_without_them() {
         "deleting a paused object makes no cloud call"
     );
     assert_eq!(w.plan_at_dbs(&id).await.status, "running");
-    let events = w
-        .wait_events("sleepy", &[("Warning", "DeletedWhilePaused")])
+    w.expect_event("sleepy", "Warning", "DeletedWhilePaused")
         .await;
-    assert!(
-        events.contains(&("Warning".into(), "DeletedWhilePaused".into())),
-        "{events:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -505,10 +492,8 @@ async fn missing_password_secret_stalls_without_creating() {
         key: "password".into(),
     });
     create(&w, "nosecret", s).await;
-    w.wait_for("nosecret", "Stalled SecretNotUsable", |o: &BackupPlan| {
-        condition(o, "Stalled").is_some_and(|c| c.status == "True" && c.reason == "SecretNotUsable")
-    })
-    .await;
+    w.wait_condition::<BackupPlan>("nosecret", "Stalled", "SecretNotUsable")
+        .await;
     assert!(w.calls("CreateBackupPlan").await.is_empty());
     delete_and_wait(&w, "nosecret").await;
 }
@@ -516,14 +501,7 @@ async fn missing_password_secret_stalls_without_creating() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rotated_password_is_sent_again_promptly() {
     // A resync longer than the test: the Secret watch alone must notice the rotation.
-    let w = World::start(
-        "bp-rotate",
-        Setup {
-            resync: Duration::from_secs(300),
-            ..plans()
-        },
-    )
-    .await;
+    let w = start_resyncing("bp-rotate", Duration::from_secs(300)).await;
     create(&w, "rotating", spec()).await;
     ready(&w, "rotating").await;
     let patch = json!({"data": {"password": "bmV3LXBhc3N3b3Jk"}});
@@ -714,11 +692,8 @@ async fn throttled_create_backs_off_then_creates_exactly_one_plan() {
     )
     .await;
     create(&w, "busy", spec()).await;
-    w.wait_for("busy", "Reconciling CloudThrottled", |o: &BackupPlan| {
-        condition(o, "Reconciling")
-            .is_some_and(|c| c.status == "True" && c.reason == "CloudThrottled")
-    })
-    .await;
+    w.wait_condition::<BackupPlan>("busy", "Reconciling", "CloudThrottled")
+        .await;
     ready(&w, "busy").await;
     let creates = w.calls("CreateBackupPlan").await;
     let times: Vec<i64> = creates.iter().map(|c| c.time_ms).collect();
@@ -748,14 +723,7 @@ async fn operator_binary_stops_cleanly_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ready_object_is_not_rewritten_between_resyncs() {
-    let w = World::start(
-        "bp-quiet",
-        Setup {
-            resync: Duration::from_secs(300),
-            ..plans()
-        },
-    )
-    .await;
+    let w = start_resyncing("bp-quiet", Duration::from_secs(300)).await;
     create(&w, "quiet", spec()).await;
     let ready = ready(&w, "quiet").await;
     let mark = w.reconcile_mark().await;

@@ -55,6 +55,20 @@ async fn delete_and_wait(w: &World, name: &str) {
     w.wait_gone::<RdsConnection>(name).await;
 }
 
+/// How many more calls of `action` (with `outcome`, when given) the emulator logs over the
+/// next `seconds`: the hot-loop tests measure a rate, so this window is their measurement.
+async fn calls_within(w: &World, action: &str, outcome: Option<&str>, seconds: u64) -> usize {
+    let count = |calls: Vec<(String, u16)>| {
+        calls
+            .iter()
+            .filter(|(o, _)| outcome.is_none_or(|wanted| o == wanted))
+            .count()
+    };
+    let before = count(w.outcomes(action).await);
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    count(w.outcomes(action).await) - before
+}
+
 /// Waits until the endpoint Secret `name` has `port`.
 async fn wait_secret(w: &World, name: &str, port: &str) -> Secret {
     eventually(
@@ -259,11 +273,7 @@ async fn busy_instance_is_waited_for_then_becomes_ready() {
     w.create(&connection("busy", "rm-busy0001", "busy-app", 3306))
         .await;
     let obj = w
-        .wait_for(
-            "busy",
-            "Reconciling WaitingForInstance",
-            |o: &RdsConnection| is(o, "Reconciling", "True", "WaitingForInstance"),
-        )
+        .wait_condition::<RdsConnection>("busy", "Reconciling", "WaitingForInstance")
         .await;
     assert!(is(&obj, "Ready", "False", "WaitingForInstance"));
     assert_eq!(
@@ -365,13 +375,7 @@ async fn unknown_instance_stalls_with_instance_not_found() {
             .await
             .is_empty()
     );
-    let events = w
-        .wait_events("ghost", &[("Warning", "InstanceNotFound")])
-        .await;
-    assert!(
-        events.contains(&("Warning".into(), "InstanceNotFound".into())),
-        "{events:?}"
-    );
+    w.expect_event("ghost", "Warning", "InstanceNotFound").await;
     // Deleting a stalled object needs no release: the instance does not exist.
     delete_and_wait(&w, "ghost").await;
 }
@@ -389,11 +393,7 @@ async fn prefix_taken_by_another_instance_stalls_and_is_not_mistaken_for_a_missi
     w.create(&connection("wants", "rm-wants0001", "shared-name", 3306))
         .await;
     let obj = w
-        .wait_for(
-            "wants",
-            "Stalled ConnectionStringTaken",
-            |o: &RdsConnection| is(o, "Stalled", "True", "ConnectionStringTaken"),
-        )
+        .wait_condition::<RdsConnection>("wants", "Stalled", "ConnectionStringTaken")
         .await;
     assert!(is(&obj, "Ready", "False", "ConnectionStringTaken"));
     let allocations = w.outcomes("AllocateInstancePublicConnection").await;
@@ -585,10 +585,8 @@ async fn paused_object_makes_no_cloud_calls_and_is_deleted_without_release() {
     obj.metadata.annotations =
         Some([("db.alicloud.dev/paused".to_owned(), "true".to_owned())].into());
     w.create(&obj).await;
-    w.wait_for("paused", "Stalled Paused", |o: &RdsConnection| {
-        is(o, "Stalled", "True", "Paused")
-    })
-    .await;
+    w.wait_condition::<RdsConnection>("paused", "Stalled", "Paused")
+        .await;
     let state = w.snapshot().await;
     assert_eq!(
         state.calls.len(),
@@ -619,11 +617,7 @@ async fn retain_policy_leaves_the_endpoint_on_delete() {
     delete_and_wait(&w, "kept").await;
     assert_eq!(w.public_connections("rm-retain0001").await.len(), 1);
     assert!(w.outcomes("ReleaseInstanceConnection").await.is_empty());
-    let events = w.wait_events("kept", &[("Normal", "Retained")]).await;
-    assert!(
-        events.contains(&("Normal".into(), "Retained".into())),
-        "{events:?}"
-    );
+    w.expect_event("kept", "Normal", "Retained").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -636,13 +630,8 @@ async fn deletion_without_credentials_gives_up_after_the_deletion_timeout() {
     w.force_delete_secret(CREDENTIALS).await;
 
     delete_and_wait(&w, "orphan").await;
-    let events = w
-        .wait_events("orphan", &[("Warning", "CloudResourceMayRemain")])
+    w.expect_event("orphan", "Warning", "CloudResourceMayRemain")
         .await;
-    assert!(
-        events.contains(&("Warning".into(), "CloudResourceMayRemain".into())),
-        "{events:?}"
-    );
     assert_eq!(
         w.public_connections("rm-nocreds01").await.len(),
         1,
@@ -657,17 +646,12 @@ async fn a_missing_instance_or_a_failing_call_is_not_retried_in_a_hot_loop() {
     let w = start("rdsconn-quiet", &["rm-quiet0001"]).await;
     w.create(&connection("ghost", "rm-notthere01", "ghost-quiet", 3306))
         .await;
-    w.wait_for("ghost", "Stalled InstanceNotFound", |o: &RdsConnection| {
-        is(o, "Stalled", "True", "InstanceNotFound")
-    })
-    .await;
-    let before = w.outcomes("DescribeDBInstanceAttribute").await.len();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = w.outcomes("DescribeDBInstanceAttribute").await.len();
+    w.wait_condition::<RdsConnection>("ghost", "Stalled", "InstanceNotFound")
+        .await;
+    let more = calls_within(&w, "DescribeDBInstanceAttribute", None, 3).await;
     assert!(
-        after - before <= 1,
-        "a stalled object waits for its resync period: {} more calls in 3 s",
-        after - before
+        more <= 1,
+        "a stalled object waits for its resync period: {more} more calls in 3 s"
     );
 
     // A call the cloud keeps rejecting is retried with backoff (100 ms doubling up to 2 s).
@@ -684,17 +668,12 @@ async fn a_missing_instance_or_a_failing_call_is_not_retried_in_a_hot_loop() {
         3306,
     ))
     .await;
-    w.wait_for("rejected", "Stalled CloudRejected", |o: &RdsConnection| {
-        is(o, "Stalled", "True", "CloudRejected")
-    })
-    .await;
-    let before = w.outcomes("DescribeDBInstanceNetInfo").await.len();
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let after = w.outcomes("DescribeDBInstanceNetInfo").await.len();
+    w.wait_condition::<RdsConnection>("rejected", "Stalled", "CloudRejected")
+        .await;
+    let more = calls_within(&w, "DescribeDBInstanceNetInfo", None, 4).await;
     assert!(
-        after - before <= 10,
-        "retries follow the backoff: {} calls in 4 s",
-        after - before
+        more <= 10,
+        "retries follow the backoff: {more} calls in 4 s"
     );
 }
 
@@ -718,25 +697,18 @@ async fn rejected_credentials_are_not_retried_in_a_hot_loop() {
         name: "wrong-credentials".into(),
     });
     w.create(&obj).await;
-    w.wait_for(
-        "badkey",
-        "Stalled InvalidCredentials",
-        |o: &RdsConnection| is(o, "Stalled", "True", "InvalidCredentials"),
+    w.wait_condition::<RdsConnection>("badkey", "Stalled", "InvalidCredentials")
+        .await;
+    let more = calls_within(
+        &w,
+        "DescribeDBInstanceAttribute",
+        Some("SignatureDoesNotMatch"),
+        4,
     )
     .await;
-    let rejected = |calls: Vec<(String, u16)>| {
-        calls
-            .iter()
-            .filter(|(outcome, _)| outcome == "SignatureDoesNotMatch")
-            .count()
-    };
-    let before = rejected(w.outcomes("DescribeDBInstanceAttribute").await);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let after = rejected(w.outcomes("DescribeDBInstanceAttribute").await);
     assert!(
-        after - before <= 10,
-        "retries follow the backoff: {} rejected calls in 4 s",
-        after - before
+        more <= 10,
+        "retries follow the backoff: {more} rejected calls in 4 s"
     );
 }
 

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use super::objects::{Conditioned, is_ready};
+use super::objects::{Conditioned, is, is_ready};
 use super::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, Operator, RDS_INSTANCE, eventually, fast_flags, sample,
     start_emulator,
@@ -362,6 +362,18 @@ impl World {
         .await
     }
 
+    /// Waits until the condition `type_` of the object `name` is `True` with `reason`.
+    pub async fn wait_condition<K: Object + Conditioned>(
+        &self,
+        name: &str,
+        type_: &str,
+        reason: &str,
+    ) -> K {
+        let what = format!("{type_} {reason}");
+        self.wait_for(name, &what, |o: &K| is(o, type_, "True", reason))
+            .await
+    }
+
     /// Waits until the object `name` is Ready (`Available`) for its current generation.
     pub async fn wait_ready<K: Object + Conditioned>(&self, name: &str) -> K {
         self.wait_for(name, "Ready", is_ready).await
@@ -479,6 +491,22 @@ impl World {
             },
         )
         .await
+    }
+
+    /// Every Event about `name` once one of `type_` with `reason` is among them, which it
+    /// asserts.
+    pub async fn expect_event(
+        &self,
+        name: &str,
+        type_: &str,
+        reason: &str,
+    ) -> Vec<(String, String)> {
+        let events = self.wait_events(name, &[(type_, reason)]).await;
+        assert!(
+            events.contains(&(type_.into(), reason.into())),
+            "{events:?}"
+        );
+        events
     }
 
     // ------------------------------------------------------------ the emulator
