@@ -9,7 +9,8 @@
 //! helm comes from `alicloud_testenv::tools::helm()` (pinned, installed on first use); without it
 //! the tests fail, they never skip.
 
-mod support;
+#[allow(dead_code)]
+mod common;
 
 #[path = "chart/cluster.rs"]
 mod cluster;

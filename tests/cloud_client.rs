@@ -1,6 +1,9 @@
 //! The Alibaba Cloud client over real HTTP against the in-process emulator: every typed call,
 //! every error class, retries, idempotency, client-side rate limiting, RRSA, and redaction.
 
+#[allow(dead_code)]
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,12 +17,12 @@ use alicloud_db_operator::cloud::{
     AlibabaCloud, ClientConfig, CredentialProvider, Credentials, DbsApi, Endpoints, ErrorKind,
     Quotas, RdsApi, RrsaConfig, Scope, SignatureVersion,
 };
-use alicloud_emulator::{Emulator, EmulatorConfig};
+use alicloud_emulator::{CallRecord, Emulator, EmulatorConfig};
 use base64::Engine as _;
-use serde_json::{Value, json};
+use serde_json::json;
 
-const AK: &str = "LTAI5tEmulatorKey";
-const SECRET: &str = "emulator-secret-0123456789";
+const AK: &str = common::ACCESS_KEY_ID;
+const SECRET: &str = common::ACCESS_KEY_SECRET;
 const PASSWORD: &str = "db-Passw0rd-never-logged";
 const REGION: &str = "cn-hangzhou";
 const INSTANCE: &str = "rm-bp1test0001";
@@ -27,19 +30,18 @@ const OTHER_INSTANCE: &str = "rm-bp1test0002";
 
 // ---------------------------------------------------------------- harness
 
+/// The emulator with two instances and short delays, then changed by `tweak`.
 async fn start_emulator(tweak: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
-    let mut config = EmulatorConfig {
-        accounts: vec![(AK.into(), SECRET.into())],
-        rds_instances: vec![
+    common::start_emulator(|c| {
+        c.rds_instances = vec![
             (REGION.into(), INSTANCE.into()),
             (REGION.into(), OTHER_INSTANCE.into()),
-        ],
-        configure_delay: Duration::from_millis(300),
-        instance_busy: Duration::from_millis(200),
-        ..EmulatorConfig::default()
-    };
-    tweak(&mut config);
-    Emulator::start(config).await.expect("emulator starts")
+        ];
+        c.configure_delay = Duration::from_millis(300);
+        c.instance_busy = Duration::from_millis(200);
+        tweak(c);
+    })
+    .await
 }
 
 fn client_for(emu: &Emulator, tweak: impl FnOnce(&mut ClientConfig)) -> AlibabaCloud {
@@ -99,52 +101,32 @@ fn configure(plan_id: &str) -> ConfigureBackupPlan {
     }
 }
 
-async fn admin(emu: &Emulator, method: reqwest::Method, path: &str, body: Value) {
-    let resp = reqwest::Client::new()
-        .request(method, format!("{}{path}", emu.url()))
-        .json(&body)
-        .send()
-        .await
-        .expect("admin call");
-    assert!(
-        resp.status().is_success(),
-        "admin {path}: {}",
-        resp.status()
-    );
-}
-
 /// The emulator's call log entries for `action`.
-async fn calls(emu: &Emulator, action: &str) -> Vec<Value> {
-    let state = emu.state().await;
-    state["calls"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c["action"] == action)
-        .collect()
+async fn calls(emu: &Emulator, action: &str) -> Vec<CallRecord> {
+    emu.snapshot().await.calls_of(action).cloned().collect()
 }
 
 async fn outcomes(emu: &Emulator, action: &str) -> Vec<String> {
     calls(emu, action)
         .await
-        .iter()
-        .map(|c| c["outcome"].as_str().unwrap_or("").to_owned())
+        .into_iter()
+        .map(|c| c.outcome)
         .collect()
 }
 
 async fn wait_running(client: &AlibabaCloud) {
-    for _ in 0..50 {
-        let attr = client
-            .describe_db_instance_attribute(&scope(), INSTANCE)
-            .await
-            .unwrap();
-        if attr.is_running() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("instance never became Running");
+    common::eventually(
+        "the instance to be Running",
+        Duration::from_secs(5),
+        || async {
+            let attr = client
+                .describe_db_instance_attribute(&scope(), INSTANCE)
+                .await
+                .unwrap();
+            attr.is_running().then_some(())
+        },
+    )
+    .await;
 }
 
 fn jwt(subject: &str, exp_offset_s: i64) -> String {
@@ -309,13 +291,8 @@ async fn the_same_client_token_creates_one_plan() {
     let first = client.create_backup_plan(&scope(), &req).await.unwrap();
     let second = client.create_backup_plan(&scope(), &req).await.unwrap();
     assert_eq!(first.backup_plan_id, second.backup_plan_id);
-    let state = emu.state().await;
-    assert_eq!(
-        state["plans"].as_array().map(Vec::len),
-        Some(1),
-        "{}",
-        state["plans"]
-    );
+    let state = emu.snapshot().await;
+    assert_eq!(state.plans.len(), 1, "{:?}", state.plans);
     emu.shutdown().await;
 }
 
@@ -408,10 +385,10 @@ async fn every_rds_call_round_trips() {
 async fn a_transient_503_on_a_read_is_retried_to_success() {
     let emu = start_emulator(|_| {}).await;
     let client = client_for(&emu, |_| {});
-    admin(
+    common::admin(
         &emu,
         reqwest::Method::POST,
-        "/_emulator/faults/DescribeDBInstanceNetInfo/once",
+        "/faults/DescribeDBInstanceNetInfo/once",
         json!({"code": "ServiceUnavailable", "httpStatus": 503, "count": 2}),
     )
     .await;
@@ -430,10 +407,10 @@ async fn a_transient_503_on_a_read_is_retried_to_success() {
 async fn a_503_on_a_non_idempotent_write_is_not_repeated() {
     let emu = start_emulator(|_| {}).await;
     let client = client_for(&emu, |_| {});
-    admin(
+    common::admin(
         &emu,
         reqwest::Method::POST,
-        "/_emulator/faults/ReleaseInstanceConnection/once",
+        "/faults/ReleaseInstanceConnection/once",
         json!({"code": "ServiceUnavailable", "httpStatus": 503, "count": 1}),
     )
     .await;
@@ -454,10 +431,10 @@ async fn a_503_on_a_non_idempotent_write_is_not_repeated() {
 async fn persistent_5xx_gives_up_after_max_attempts() {
     let emu = start_emulator(|_| {}).await;
     let client = client_for(&emu, |c| c.max_attempts = 3);
-    admin(
+    common::admin(
         &emu,
         reqwest::Method::PUT,
-        "/_emulator/faults/DescribeBackupPlanList",
+        "/faults/DescribeBackupPlanList",
         json!({"errorRate": 1.0, "code": "InternalError", "httpStatus": 500, "latencyMs": 0}),
     )
     .await;
@@ -468,13 +445,7 @@ async fn persistent_5xx_gives_up_after_max_attempts() {
     assert_eq!(err.kind, ErrorKind::Retryable);
     assert!(err.has_code("InternalError"));
     assert_eq!(calls(&emu, "DescribeBackupPlanList").await.len(), 3);
-    admin(
-        &emu,
-        reqwest::Method::DELETE,
-        "/_emulator/faults",
-        json!({}),
-    )
-    .await;
+    common::admin(&emu, reqwest::Method::DELETE, "/faults", json!({})).await;
     client
         .describe_backup_plan_list(&scope(), &DescribeBackupPlanList::default())
         .await
@@ -492,10 +463,10 @@ async fn flow_control_refusals_are_throttled() {
             ..Quotas::default()
         };
     });
-    admin(
+    common::admin(
         &emu,
         reqwest::Method::PUT,
-        "/_emulator/quotas/DescribeDBInstanceAttribute",
+        "/quotas/DescribeDBInstanceAttribute",
         json!({"perSecond": 2}),
     )
     .await;
@@ -715,8 +686,8 @@ async fn rrsa_credentials_sign_dbs_calls() {
         .unwrap();
     let log = calls(&emu, "DescribeBackupPlanList").await;
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0]["accessKeyId"], creds.access_key_id.as_str());
-    assert_eq!(log[0]["outcome"], "Success");
+    assert_eq!(log[0].access_key_id, creds.access_key_id.as_str());
+    assert_eq!(log[0].outcome, "Success");
     emu.shutdown().await;
 }
 

@@ -6,9 +6,10 @@
 //! With those rules the samples go through their whole lifecycle. Without a rule the operator
 //! needs, it says which permission is missing. Needs root (unshare + mount), as CI has.
 
-mod support;
+#[allow(dead_code)]
+mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,14 +20,14 @@ use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::Value;
 
-use support::{
-    ACCESS_KEY_ID, ACCESS_KEY_SECRET, Operator, apply_examples, calls, delete_samples, eventually,
-    fast_flags, get, kubectl, sample_emulator, wait_examples_ready,
+use common::{
+    ACCESS_KEY_ID, ACCESS_KEY_SECRET, Operator, apply_examples, delete_samples, eventually,
+    fast_flags, get, kubectl, repo_path, sample_emulator, wait_examples_ready,
 };
 
 /// The manifests `kubectl apply -f deploy/` installs.
 fn deploy_manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/alicloud-db-operator.yaml")
+    repo_path("deploy/alicloud-db-operator.yaml")
 }
 
 /// The rules of the ClusterRole in `deploy/`.
@@ -227,7 +228,7 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
     let identity = Identity::new("alicloud-db-operator", rules.clone()).await;
     let mut op = identity.operator("in-cluster-op", &fast_flags(&emulator.url()));
     let url = op.metrics_url().await;
-    eventually(Duration::from_secs(60), "readyz 200 in cluster", || async {
+    eventually("readyz 200 in cluster", Duration::from_secs(60), || async {
         (get(&format!("{url}/readyz")).await.0 == 200).then_some(())
     })
     .await;
@@ -237,7 +238,7 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
         op.log_tail(30)
     );
     apply_examples(&ns);
-    wait_examples_ready(&ns, &op).await;
+    wait_examples_ready(&ns, &mut op).await;
     let secrets: Api<Secret> = Api::namespaced(plane.client().await, &ns);
     let endpoint = secrets
         .get("orders-db-public")
@@ -265,11 +266,10 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
         credentials.metadata.finalizers
     );
     delete_samples(&ns);
-    let log = calls(&emulator).await;
+    let log = emulator.snapshot().await;
     for action in ["ReleaseBackupPlan", "ReleaseInstanceConnection"] {
         assert!(
-            log.iter()
-                .any(|c| c["action"] == action && c["outcome"] == "Success"),
+            log.calls_of(action).any(|c| c.outcome == "Success"),
             "{action} recorded"
         );
     }
@@ -282,8 +282,8 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
         "--wait=false",
     ]);
     eventually(
-        Duration::from_secs(60),
         "credentials Secret released and gone",
+        Duration::from_secs(60),
         || async {
             secrets
                 .get_opt("alicloud-credentials")
@@ -327,8 +327,8 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
     }
     for (_, op, needle) in &running {
         eventually(
-            Duration::from_secs(60),
             &format!("{}: a log line saying {needle}", op.name),
+            Duration::from_secs(60),
             || async { plain_log(op).contains(needle).then_some(()) },
         )
         .await;
@@ -347,15 +347,23 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
     let mut op = identity.operator("no-list", &args);
     let url = op.metrics_url().await;
     eventually(
-        Duration::from_secs(30),
         "readyz 503 naming RdsConnection",
+        Duration::from_secs(30),
         || async {
             let (code, body) = get(&format!("{url}/readyz")).await;
             (code == 503 && body.contains("RdsConnection")).then_some(())
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Still 503 once the operator has tried to list again and been refused again.
+    let refused = r#"cannot list resource "rdsconnections""#;
+    let refusals = plain_log(&op).matches(refused).count();
+    eventually(
+        "another refused list in the log",
+        Duration::from_secs(60),
+        || async { (plain_log(&op).matches(refused).count() > refusals).then_some(()) },
+    )
+    .await;
     let (code, body) = get(&format!("{url}/readyz")).await;
     assert_eq!(code, 503, "still not ready without list: {body}");
     assert!(
@@ -365,8 +373,8 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
     );
     identity.set_rules(rules).await;
     eventually(
-        Duration::from_secs(90),
         "readyz 200 once it may list",
+        Duration::from_secs(90),
         || async { (get(&format!("{url}/readyz")).await.0 == 200).then_some(()) },
     )
     .await;

@@ -2,18 +2,20 @@
 //! kube-apiserver and the emulator over HTTP. Its `/metrics` must agree with what the emulator
 //! recorded, and of two replicas only the Lease holder may call the cloud.
 
-mod support;
+#[allow(dead_code)]
+mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use alicloud_emulator::CallRecord;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use serde_json::Value;
 
-use support::{
-    Operator, apply_examples, calls, delete_samples, eventually, fast_flags, get, kubectl, sample,
-    sample_emulator, wait_examples_ready,
+use common::{
+    Operator, apply_examples, delete_samples, eventually, fast_flags, get, kubectl, ready_states,
+    sample, sample_emulator, wait_examples_ready,
 };
 
 fn now_ms() -> i64 {
@@ -44,8 +46,8 @@ async fn leader_status(url: &str) -> Option<f64> {
 /// Waits until the replica at `url` says it leads.
 async fn wait_until_leading(url: &str, name: &str) {
     eventually(
-        Duration::from_secs(30),
         &format!("{name} leads"),
+        Duration::from_secs(30),
         || async { (leader_status(url).await == Some(1.0)).then_some(()) },
     )
     .await;
@@ -84,16 +86,16 @@ async fn metrics_after_a_lifecycle_match_the_calls_the_emulator_recorded() {
     let url = op.metrics_url().await;
     let (code, body) = get(&format!("{url}/healthz")).await;
     assert_eq!(code, 200, "healthz: {body}");
-    eventually(Duration::from_secs(60), "readyz 200", || async {
+    eventually("readyz 200", Duration::from_secs(60), || async {
         (get(&format!("{url}/readyz")).await.0 == 200).then_some(())
     })
     .await;
 
     apply_examples(&ns);
-    wait_examples_ready(&ns, &op).await;
+    wait_examples_ready(&ns, &mut op).await;
     let text = eventually(
-        Duration::from_secs(10),
         "resources gauge shows 2 ready plans",
+        Duration::from_secs(10),
         || async {
             let text = get(&format!("{url}/metrics")).await.1;
             (sample(
@@ -116,21 +118,17 @@ async fn metrics_after_a_lifecycle_match_the_calls_the_emulator_recorded() {
     delete_samples(&ns);
     // Deletions are done; the last calls (releases) are in the emulator's log.
     let text = get(&format!("{url}/metrics")).await.1;
-    let calls = calls(&emulator).await;
+    let calls = emulator.snapshot().await.calls;
     let ua = user_agent_of("metrics-op");
     let mut recorded: BTreeMap<(String, String, String), f64> = BTreeMap::new();
     for c in &calls {
         assert_eq!(
-            c["userAgent"],
+            c.user_agent,
             ua.as_str(),
-            "every call names the operator: {c}"
+            "every call names the operator: {c:?}"
         );
         *recorded
-            .entry((
-                c["product"].as_str().unwrap_or("").to_owned(),
-                c["action"].as_str().unwrap_or("").to_owned(),
-                c["outcome"].as_str().unwrap_or("").to_owned(),
-            ))
+            .entry((c.product.clone(), c.action.clone(), c.outcome.clone()))
             .or_default() += 1.0;
     }
     for action in [
@@ -264,7 +262,7 @@ async fn a_follower_makes_no_cloud_call_and_takes_over_after_the_leader_is_kille
     wait_until_leading(&url_a, "replica-a").await;
     let mut b = Operator::spawn("replica-b", Operator::command("replica-b", &flags));
     let url_b = b.metrics_url().await;
-    eventually(Duration::from_secs(30), "both replicas ready", || async {
+    eventually("both replicas ready", Duration::from_secs(30), || async {
         let ra = get(&format!("{url_a}/readyz")).await.0;
         let rb = get(&format!("{url_b}/readyz")).await;
         (ra == 200 && rb.0 == 200 && rb.1.contains("follower")).then_some(())
@@ -273,7 +271,7 @@ async fn a_follower_makes_no_cloud_call_and_takes_over_after_the_leader_is_kille
     assert_eq!(leader_status(&url_b).await, Some(0.0), "replica-b follows");
 
     apply_examples(&ns);
-    wait_examples_ready(&ns, &a).await;
+    wait_examples_ready(&ns, &mut a).await;
     let killed_at = now_ms();
     a.kill();
     let killed = Instant::now();
@@ -290,10 +288,10 @@ async fn a_follower_makes_no_cloud_call_and_takes_over_after_the_leader_is_kille
     let takeover = killed.elapsed();
     eprintln!("takeover after SIGKILL of the leader: {takeover:?} (lease duration 4s)");
     eventually(
-        Duration::from_secs(60),
         "orders-db-2 Ready under the new leader",
+        Duration::from_secs(60),
         || async {
-            let states = support::ready_states(&ns, "backupplans");
+            let states = ready_states(&ns, "backupplans");
             (states.get("orders-db-2").map(String::as_str) == Some("True")).then_some(())
         },
     )
@@ -308,16 +306,10 @@ async fn a_follower_makes_no_cloud_call_and_takes_over_after_the_leader_is_kille
         lease.spec.and_then(|s| s.holder_identity).as_deref(),
         Some("replica-b")
     );
-    let calls = calls(&emulator).await;
+    let calls = emulator.snapshot().await.calls;
     let (ua_a, ua_b) = (user_agent_of("replica-a"), user_agent_of("replica-b"));
-    let from_b: Vec<&Value> = calls
-        .iter()
-        .filter(|c| c["userAgent"] == ua_b.as_str())
-        .collect();
-    let from_a = calls
-        .iter()
-        .filter(|c| c["userAgent"] == ua_a.as_str())
-        .count();
+    let from_b: Vec<&CallRecord> = calls.iter().filter(|c| c.user_agent == ua_b).collect();
+    let from_a = calls.iter().filter(|c| c.user_agent == ua_a).count();
     assert!(from_a > 0, "the first leader did the first lifecycle");
     assert!(
         !from_b.is_empty(),
@@ -330,8 +322,8 @@ async fn a_follower_makes_no_cloud_call_and_takes_over_after_the_leader_is_kille
     );
     for c in from_b {
         assert!(
-            c["timeMs"].as_i64().unwrap_or(0) >= killed_at,
-            "replica-b called the cloud while following: {c}"
+            c.time_ms >= killed_at,
+            "replica-b called the cloud while following: {c:?}"
         );
     }
     assert!(

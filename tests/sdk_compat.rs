@@ -8,24 +8,26 @@
 //! in-process and runs the script with the interpreter of the SDK venv, which
 //! `bash tests/sdk_compat/setup.sh` creates (CI runs it). A missing venv fails the test.
 
-use std::path::{Path, PathBuf};
+#[allow(dead_code)]
+mod common;
+
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use alicloud_emulator::{Emulator, EmulatorConfig};
-use serde_json::Value;
+use alicloud_emulator::Snapshot;
 use sha2::{Digest, Sha256};
 
 const REGION: &str = "cn-hangzhou";
 const INSTANCE: &str = "rm-sdkcompat01";
-const ACCESS_KEY_ID: &str = "LTAI5tsdkcompattest";
-const ACCESS_KEY_SECRET: &str = "sdk-compat-test-secret";
+const ACCESS_KEY_ID: &str = common::ACCESS_KEY_ID;
+const ACCESS_KEY_SECRET: &str = common::ACCESS_KEY_SECRET;
 const CONFIGURE_DELAY: Duration = Duration::from_millis(200);
 const INSTANCE_BUSY: Duration = Duration::from_millis(200);
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn sdk_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk_compat")
+    common::repo_path("tests/sdk_compat")
 }
 
 /// `$ALICLOUD_SDK_VENV`, else `${XDG_CACHE_HOME:-$HOME/.cache}/alicloud-db-operator/sdk-venv`
@@ -65,30 +67,23 @@ fn venv_python() -> PathBuf {
     python
 }
 
-fn calls(state: &Value) -> Vec<(String, String, String)> {
-    state["calls"]
-        .as_array()
-        .expect("state.calls")
+fn calls(state: &Snapshot) -> Vec<(String, String, String)> {
+    state
+        .calls
         .iter()
-        .map(|c| {
-            let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-            (s("action"), s("accessKeyId"), s("outcome"))
-        })
+        .map(|c| (c.action.clone(), c.access_key_id.clone(), c.outcome.clone()))
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdks_work_against_the_emulator() {
     let python = venv_python();
-    let emu = Emulator::start(EmulatorConfig {
-        accounts: vec![(ACCESS_KEY_ID.into(), ACCESS_KEY_SECRET.into())],
-        rds_instances: vec![(REGION.into(), INSTANCE.into())],
-        configure_delay: CONFIGURE_DELAY,
-        instance_busy: INSTANCE_BUSY,
-        ..EmulatorConfig::default()
+    let emu = common::start_emulator(|c| {
+        c.rds_instances = vec![(REGION.into(), INSTANCE.into())];
+        c.configure_delay = CONFIGURE_DELAY;
+        c.instance_busy = INSTANCE_BUSY;
     })
-    .await
-    .expect("start emulator");
+    .await;
 
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(&python);
@@ -131,7 +126,7 @@ async fn official_python_sdks_work_against_the_emulator() {
     }
 
     // The script really talked to this emulator, and it answered as expected.
-    let log = calls(&emu.state().await);
+    let log = calls(&emu.snapshot().await);
     let succeeded = |action: &str| {
         log.iter()
             .filter(|(a, k, o)| a == action && k == ACCESS_KEY_ID && o == "Success")

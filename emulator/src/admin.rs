@@ -75,7 +75,11 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, BadBody> {
 
 /// GET /state.
 async fn state(AxState(shared): AxState<Shared>) -> Response {
-    reply(StatusCode::OK, shared.lock().snapshot(now_ms()))
+    let snapshot = shared.lock().snapshot(now_ms());
+    match serde_json::to_value(snapshot) {
+        Ok(json) => reply(StatusCode::OK, json),
+        Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 /// DELETE /calls.

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{self, AuthInput, Principal};
 use crate::config::EmulatorConfig;
 use crate::error::{ApiError, EmulatorError};
+use crate::snapshot::Snapshot;
 use crate::state::{CallRecord, Shared, State};
 use crate::wire::{self, Params, Product};
 use crate::{admin, dbs, rds, sts};
@@ -69,9 +70,14 @@ impl Emulator {
         format!("http://{}", self.addr)
     }
 
-    /// Same JSON as `GET /_emulator/state`.
-    pub async fn state(&self) -> serde_json::Value {
+    /// What the emulator holds now: plans, instances and the call log.
+    pub async fn snapshot(&self) -> Snapshot {
         self.shared.lock().snapshot(wire::now_ms())
+    }
+
+    /// Same JSON as `GET /_emulator/state`: [`Emulator::snapshot`] serialized.
+    pub async fn state(&self) -> serde_json::Value {
+        serde_json::to_value(self.snapshot().await).unwrap_or_default()
     }
 
     /// Stops accepting requests and waits (at most 5 s) for in-flight ones.

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::config::EmulatorConfig;
 use crate::faults::Faults;
 use crate::quota::Quotas;
+use crate::snapshot::{InstanceSnapshot, Snapshot};
 
 /// Maximum number of call records kept (oldest are dropped).
 const MAX_CALLS: usize = 10_000;
@@ -52,13 +53,14 @@ pub struct StsCredential {
     pub expires_at_ms: i64,
 }
 
-/// A DBS backup plan (admin JSON uses camelCase field names).
+/// A DBS backup plan, as the emulator keeps it and as [`crate::Snapshot`] and the admin state
+/// (camelCase JSON) show it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// Creation order, for stable listing.
     #[serde(skip)]
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// Plan attribute `BackupPlanId`.
     pub backup_plan_id: String,
     /// Plan attribute `AccountId`.
@@ -123,9 +125,9 @@ pub struct Plan {
     pub source_endpoint_user_name: Option<String>,
     /// Plan attribute `SourceEndpointOracleSid`.
     pub source_endpoint_oracle_sid: Option<String>,
-    /// Never serialized: the admin state only says whether it is set.
+    /// Never shown: snapshots and the admin state only say whether it is set.
     #[serde(skip)]
-    pub source_endpoint_password: Option<String>,
+    pub(crate) source_endpoint_password: Option<String>,
     /// Plan attribute `SourceEndpointPasswordSet`.
     pub source_endpoint_password_set: bool,
     /// Plan attribute `BackupGatewayId`.
@@ -243,18 +245,6 @@ pub fn domain(engine: &str) -> String {
     format!("{}.rds.aliyuncs.com", engine.to_ascii_lowercase())
 }
 
-/// Admin view of an instance.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct InstanceView<'a> {
-    region: &'a str,
-    db_instance_id: &'a str,
-    engine: &'a str,
-    status: String,
-    network_type: &'a str,
-    connections: &'a [Connection],
-}
-
 /// One logged API call.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -342,23 +332,35 @@ impl State {
         self.instances.iter_mut().find(|i| i.db_instance_id == id)
     }
 
-    /// JSON snapshot for `GET /_emulator/state`.
-    pub fn snapshot(&self, now_ms: i64) -> serde_json::Value {
-        let mut plans: Vec<&Plan> = self.plans.values().collect();
-        plans.sort_by_key(|p| p.seq);
-        let instances: Vec<InstanceView<'_>> = self
-            .instances
-            .iter()
-            .map(|i| InstanceView {
-                region: &i.region,
-                db_instance_id: &i.db_instance_id,
-                engine: &i.engine,
-                status: i.status(now_ms),
-                network_type: &i.network_type,
-                connections: &i.connections,
+    /// What the emulator holds at `now_ms`: plans in creation order (passwords left out),
+    /// instances with their current status, the call log (the body of `GET /_emulator/state`).
+    pub fn snapshot(&self, now_ms: i64) -> Snapshot {
+        let mut plans: Vec<Plan> = self
+            .plans
+            .values()
+            .map(|p| Plan {
+                source_endpoint_password: None,
+                ..p.clone()
             })
             .collect();
-        serde_json::json!({ "plans": plans, "instances": instances, "calls": self.calls })
+        plans.sort_by_key(|p| p.seq);
+        let instances = self
+            .instances
+            .iter()
+            .map(|i| InstanceSnapshot {
+                region: i.region.clone(),
+                db_instance_id: i.db_instance_id.clone(),
+                engine: i.engine.clone(),
+                status: i.status(now_ms),
+                network_type: i.network_type.clone(),
+                connections: i.connections.clone(),
+            })
+            .collect();
+        Snapshot {
+            plans,
+            instances,
+            calls: self.calls.iter().cloned().collect(),
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cluster::{helm_ok, kubectl_ok};
+use crate::common::{self, Operator, samples_ready};
 use crate::render::{RELEASE, chart_dir, operator_args};
-use crate::support;
 
 /// A kubeconfig for the control plane that authenticates with `token` instead of the admin
 /// certificate.
@@ -34,7 +34,7 @@ fn token_kubeconfig(plane: &alicloud_testenv::ControlPlane, token: &str, path: &
 /// Panics with the log lines when the API server refused the operator anything (RBAC's
 /// `... is forbidden: User "system:serviceaccount:..." cannot ...`), or when it exited (it could
 /// not read or create its Lease, for one).
-fn assert_not_refused(op: &mut support::Operator) {
+fn assert_not_refused(op: &mut Operator) {
     let log = op.log();
     let forbidden: Vec<&str> = log
         .lines()
@@ -51,7 +51,7 @@ fn assert_not_refused(op: &mut support::Operator) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_operator_runs_a_whole_lifecycle_with_only_the_permissions_the_chart_grants() {
     let plane = alicloud_testenv::shared();
-    let emulator = support::sample_emulator().await;
+    let emulator = common::sample_emulator().await;
     let url = emulator.url();
     let ns = plane.create_namespace("chart-rbac").await;
     let release = ns.as_str();
@@ -112,28 +112,18 @@ async fn the_operator_runs_a_whole_lifecycle_with_only_the_permissions_the_chart
     let kubeconfig = plane.dir().join(format!("{ns}-operator.kubeconfig"));
     token_kubeconfig(plane, token.trim(), &kubeconfig);
     let pod = "operator-0";
-    let mut cmd = support::Operator::command(pod, &args);
+    let mut cmd = Operator::command(pod, &args);
     // `command` gives the operator the samples' AccessKey as its own (one sample has no
     // credentialsRef), as `credentials.existingSecret` does in the pod.
     cmd.env("KUBECONFIG", &kubeconfig).env("POD_NAMESPACE", &ns);
-    let mut op = support::Operator::spawn(pod, cmd);
+    let mut op = Operator::spawn(pod, cmd);
 
-    support::apply_examples(&ns);
+    common::apply_examples(&ns);
     // Ready, or fail at the first refusal rather than at a timeout.
-    support::eventually(Duration::from_secs(120), "every sample Ready", || {
+    common::eventually("every sample Ready", Duration::from_secs(120), || {
         assert_not_refused(&mut op);
-        let ns = ns.clone();
-        async move {
-            let plans = support::ready_states(&ns, "backupplans");
-            let connections = support::ready_states(&ns, "rdsconnections");
-            let ready = plans.len() == 2
-                && connections.len() == 1
-                && plans
-                    .values()
-                    .chain(connections.values())
-                    .all(|s| s == "True");
-            ready.then_some(())
-        }
+        let ready = samples_ready(&ns);
+        async move { ready }
     })
     .await;
     let holder = kubectl_ok(

@@ -72,6 +72,23 @@ async fn state_lists_plans_instances_and_calls_without_passwords() {
 }
 
 #[tokio::test]
+async fn the_typed_snapshot_is_the_admin_state() {
+    let emu = start().await;
+    let c = Client::new(&emu);
+    let id = create_plan(&c, &[("ClientToken", "ct-typed")]).await;
+    configure_plan(&c, &id, &[]).await;
+    let (_, state) = admin(&emu, "GET", "/state", None).await;
+    let snapshot = emu.snapshot().await;
+    assert_eq!(serde_json::to_value(&snapshot).ok(), Some(state));
+    let plan = snapshot.plan(&id).expect("the plan is listed");
+    assert_eq!(plan.client_token.as_deref(), Some("ct-typed"));
+    assert!(plan.source_endpoint_password_set);
+    assert_eq!(snapshot.calls_of("CreateBackupPlan").count(), 1);
+    assert!(snapshot.public_connections(Some("rm-test1")).is_empty());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn fault_rate_one_fails_every_call_and_one_shots_fail_next_n() {
     let emu = start().await;
     let c = Client::new(&emu);

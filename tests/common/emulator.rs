@@ -1,0 +1,41 @@
+//! The emulator as the tests start it, and its admin API.
+
+use std::time::Duration;
+
+use alicloud_emulator::{Emulator, EmulatorConfig};
+use serde_json::Value;
+
+use super::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, RDS_INSTANCE, REGION};
+
+/// An emulator accepting the samples' account and holding the samples' RDS instance
+/// (configure delay 1 s, instances busy 500 ms after a change), then changed by `tweak`.
+pub async fn start_emulator(tweak: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
+    let mut config = EmulatorConfig {
+        accounts: vec![(ACCESS_KEY_ID.into(), ACCESS_KEY_SECRET.into())],
+        rds_instances: vec![(REGION.into(), RDS_INSTANCE.into())],
+        configure_delay: Duration::from_secs(1),
+        instance_busy: Duration::from_millis(500),
+        ..EmulatorConfig::default()
+    };
+    tweak(&mut config);
+    Emulator::start(config).await.expect("emulator starts")
+}
+
+/// The emulator the samples of `examples/` work against.
+pub async fn sample_emulator() -> Emulator {
+    start_emulator(|_| {}).await
+}
+
+/// `method` on the emulator's admin API at `/_emulator{path}`; panics unless it succeeds.
+pub async fn admin(emulator: &Emulator, method: reqwest::Method, path: &str, body: Value) {
+    let url = format!("{}/_emulator{path}", emulator.url());
+    let response = reqwest::Client::new()
+        .request(method, &url)
+        .json(&body)
+        .send()
+        .await
+        .expect("emulator admin API answers");
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{path}: {status} {text}");
+}
