@@ -150,7 +150,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
         Ok(Ok(Ok(_))) => tracing::info!(lease = %lease.name, "released the Lease"),
         other => {
-            tracing::warn!(result = ?other.map(|r| r.map(|r| r.map(|_| ()))), "releasing the Lease failed; it expires on its own")
+            tracing::warn!(result = ?other.map(|r| r.map(|r| r.map(|_| ()))), "releasing the Lease failed; it expires on its own");
         }
     }
     metrics.set_leader(&lease.name, false);
@@ -198,8 +198,7 @@ impl Lease {
         let duration = args.leader_election_lease_duration.as_secs().max(2);
         let identity = args.pod_name.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_else(|_| "alicloud-db-operator".into());
+                .map_or_else(|_| "alicloud-db-operator".into(), |h| h.trim().to_owned());
             format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
         });
         Self {

@@ -397,20 +397,17 @@ fn flux_kstatus_and_argocd_read_every_fixture_the_same_way() {
     for kind in KINDS {
         for case in cases(kind) {
             let flux = kstatus(&case.obj);
-            match known_disagreement(&case.name) {
-                Some(expected) => {
-                    if flux != expected {
-                        failures.push(format!("{}: kstatus {flux:?}, not {expected:?}", case.name));
-                    }
+            if let Some(expected) = known_disagreement(&case.name) {
+                if flux != expected {
+                    failures.push(format!("{}: kstatus {flux:?}, not {expected:?}", case.name));
                 }
-                None => {
-                    compared += 1;
-                    if !agree(&case.expected.status, flux) {
-                        failures.push(format!(
-                            "{}: Argo CD {} but kstatus {flux:?}",
-                            case.name, case.expected.status
-                        ));
-                    }
+            } else {
+                compared += 1;
+                if !agree(&case.expected.status, flux) {
+                    failures.push(format!(
+                        "{}: Argo CD {} but kstatus {flux:?}",
+                        case.name, case.expected.status
+                    ));
                 }
             }
         }
@@ -483,34 +480,31 @@ fn operator_written(kind: &str, phase: &Phase, since: Since) -> Json {
     let acted = 2;
     let generation = since.generation(acted);
     let conditions = conditions_for(phase, Some(acted), &[], now());
-    let obj = match kind {
-        "BackupPlan" => {
-            let mut bp: BackupPlan = example("backupplan-rds-mysql.yaml", kind);
-            bp.metadata.generation = Some(generation);
-            since.apply(&mut bp.metadata);
-            bp.status = Some(BackupPlanStatus {
-                backup_plan_id: Some("dbs1hvf4bz8sasm7".into()),
-                cloud_status: Some("running".into()),
-                observed_generation: Some(acted),
-                conditions,
-                ..BackupPlanStatus::default()
-            });
-            serde_json::to_value(bp)
-        }
-        _ => {
-            let mut rc: RdsConnection = example("rdsconnection.yaml", kind);
-            rc.metadata.generation = Some(generation);
-            since.apply(&mut rc.metadata);
-            rc.status = Some(RdsConnectionStatus {
-                connection_string: Some("orders-db-public.mysql.rds.aliyuncs.com".into()),
-                port: Some(3306),
-                instance_status: Some("Running".into()),
-                observed_generation: Some(acted),
-                conditions,
-                ..RdsConnectionStatus::default()
-            });
-            serde_json::to_value(rc)
-        }
+    let obj = if kind == "BackupPlan" {
+        let mut bp: BackupPlan = example("backupplan-rds-mysql.yaml", kind);
+        bp.metadata.generation = Some(generation);
+        since.apply(&mut bp.metadata);
+        bp.status = Some(BackupPlanStatus {
+            backup_plan_id: Some("dbs1hvf4bz8sasm7".into()),
+            cloud_status: Some("running".into()),
+            observed_generation: Some(acted),
+            conditions,
+            ..BackupPlanStatus::default()
+        });
+        serde_json::to_value(bp)
+    } else {
+        let mut rc: RdsConnection = example("rdsconnection.yaml", kind);
+        rc.metadata.generation = Some(generation);
+        since.apply(&mut rc.metadata);
+        rc.status = Some(RdsConnectionStatus {
+            connection_string: Some("orders-db-public.mysql.rds.aliyuncs.com".into()),
+            port: Some(3306),
+            instance_status: Some("Running".into()),
+            observed_generation: Some(acted),
+            conditions,
+            ..RdsConnectionStatus::default()
+        });
+        serde_json::to_value(rc)
     };
     obj.expect("our objects serialise")
 }

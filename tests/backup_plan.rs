@@ -150,7 +150,6 @@ async fn create_configures_five_seconds_after_create_then_runs() {
     );
     let not_ready = w
         .snapshot()
-        .await
         .calls_with_outcome("BackupPlanNotReady")
         .count();
     assert_eq!(not_ready, 0, "no BackupPlanNotReady outcome");

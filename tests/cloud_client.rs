@@ -103,7 +103,7 @@ fn configure(plan_id: &str) -> ConfigureBackupPlan {
 
 /// The emulator's call log entries for `action`.
 async fn calls(emu: &Emulator, action: &str) -> Vec<CallRecord> {
-    emu.snapshot().await.calls_of(action).cloned().collect()
+    emu.snapshot().calls_of(action).cloned().collect()
 }
 
 async fn outcomes(emu: &Emulator, action: &str) -> Vec<String> {
@@ -291,7 +291,7 @@ async fn the_same_client_token_creates_one_plan() {
     let first = client.create_backup_plan(&scope(), &req).await.unwrap();
     let second = client.create_backup_plan(&scope(), &req).await.unwrap();
     assert_eq!(first.backup_plan_id, second.backup_plan_id);
-    let state = emu.snapshot().await;
+    let state = emu.snapshot();
     assert_eq!(state.plans.len(), 1, "{:?}", state.plans);
     emu.shutdown().await;
 }

@@ -75,7 +75,7 @@ async fn wait_secret(w: &World, name: &str, what: &str, check: impl Fn(&Secret) 
             None => Err("gone".into()),
         }
     })
-    .await
+    .await;
 }
 
 /// Waits until the Secret `name` no longer exists.
@@ -86,7 +86,7 @@ async fn wait_secret_gone(w: &World, name: &str, timeout: Duration) {
             Some(s) => Err(format!("finalizers {:?}", s.metadata.finalizers)),
         }
     })
-    .await
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

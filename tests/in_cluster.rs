@@ -266,7 +266,7 @@ async fn the_charts_rbac_is_enough_and_every_rule_is_needed() {
         credentials.metadata.finalizers
     );
     delete_samples(&ns);
-    let log = emulator.snapshot().await;
+    let log = emulator.snapshot();
     for action in ["ReleaseBackupPlan", "ReleaseInstanceConnection"] {
         assert!(
             log.calls_of(action).any(|c| c.outcome == "Success"),

@@ -118,7 +118,7 @@ async fn metrics_after_a_lifecycle_match_the_calls_the_emulator_recorded() {
     delete_samples(&ns);
     // Deletions are done; the last calls (releases) are in the emulator's log.
     let text = get(&format!("{url}/metrics")).await.1;
-    let calls = emulator.snapshot().await.calls;
+    let calls = emulator.snapshot().calls;
     let ua = user_agent_of("metrics-op");
     let mut recorded: BTreeMap<(String, String, String), f64> = BTreeMap::new();
     for c in &calls {
@@ -306,7 +306,7 @@ async fn a_follower_makes_no_cloud_call_and_takes_over_after_the_leader_is_kille
         lease.spec.and_then(|s| s.holder_identity).as_deref(),
         Some("replica-b")
     );
-    let calls = emulator.snapshot().await.calls;
+    let calls = emulator.snapshot().calls;
     let (ua_a, ua_b) = (user_agent_of("replica-a"), user_agent_of("replica-b"));
     let from_b: Vec<&CallRecord> = calls.iter().filter(|c| c.user_agent == ua_b).collect();
     let from_a = calls.iter().filter(|c| c.user_agent == ua_a).count();

@@ -472,7 +472,7 @@ async fn two_hundred_simultaneous_deletions_are_never_throttled() {
     .await;
     println!("200 deleted after {:?}", deleting.elapsed());
 
-    let state = w.snapshot().await;
+    let state = w.snapshot();
     let throttled = state.calls_with_outcome("Throttling.User").count();
     let released = state
         .calls_of("ReleaseInstanceConnection")
@@ -587,7 +587,7 @@ async fn paused_object_makes_no_cloud_calls_and_is_deleted_without_release() {
     w.create(&obj).await;
     w.wait_condition::<RdsConnection>("paused", "Stalled", "Paused")
         .await;
-    let state = w.snapshot().await;
+    let state = w.snapshot();
     assert_eq!(
         state.calls.len(),
         0,

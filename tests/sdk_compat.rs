@@ -37,11 +37,10 @@ fn venv_dir() -> PathBuf {
     if let Some(v) = non_empty("ALICLOUD_SDK_VENV") {
         return PathBuf::from(v);
     }
-    let cache = non_empty("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(non_empty("HOME").expect("HOME is not set")).join(".cache")
-        });
+    let cache = non_empty("XDG_CACHE_HOME").map_or_else(
+        || PathBuf::from(non_empty("HOME").expect("HOME is not set")).join(".cache"),
+        PathBuf::from,
+    );
     cache.join("alicloud-db-operator/sdk-venv")
 }
 
@@ -126,7 +125,7 @@ async fn official_python_sdks_work_against_the_emulator() {
     }
 
     // The script really talked to this emulator, and it answered as expected.
-    let log = calls(&emu.snapshot().await);
+    let log = calls(&emu.snapshot());
     let succeeded = |action: &str| {
         log.iter()
             .filter(|(a, k, o)| a == action && k == ACCESS_KEY_ID && o == "Success")

@@ -71,13 +71,13 @@ impl Emulator {
     }
 
     /// What the emulator holds now: plans, instances and the call log.
-    pub async fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(&self) -> Snapshot {
         self.shared.lock().snapshot(wire::now_ms())
     }
 
     /// Same JSON as `GET /_emulator/state`: [`Emulator::snapshot`] serialized.
-    pub async fn state(&self) -> serde_json::Value {
-        serde_json::to_value(self.snapshot().await).unwrap_or_default()
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::to_value(self.snapshot()).unwrap_or_default()
     }
 
     /// Stops accepting requests and waits (at most 5 s) for in-flight ones.
@@ -260,7 +260,7 @@ async fn rpc(
         query: &query,
         all_pairs: &all_pairs,
         body: &body,
-        authority: uri.authority().map(|a| a.as_str()),
+        authority: uri.authority().map(axum::http::uri::Authority::as_str),
     };
     let admitted = {
         let mut state = shared.lock();

@@ -25,7 +25,9 @@ impl Shared {
 
     /// Locks the state; a poisoned lock is recovered (state stays usable).
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

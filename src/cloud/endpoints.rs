@@ -228,7 +228,7 @@ mod tests {
             ("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED", "true"),
         ]
         .into();
-        let e = Endpoints::from_lookup(|k| vars.get(k).map(|v| v.to_string()));
+        let e = Endpoints::from_lookup(|k| vars.get(k).map(std::string::ToString::to_string));
         assert_eq!(e.dbs.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(e.rds, None);
         assert_eq!(e.sts.as_deref(), Some("sts-vpc.cn-shanghai.aliyuncs.com"));
@@ -237,7 +237,7 @@ mod tests {
             ("ALIBABA_CLOUD_STS_ENDPOINT", "sts.cn-beijing.aliyuncs.com"),
         ]
         .into();
-        let e = Endpoints::from_lookup(|k| vars.get(k).map(|v| v.to_string()));
+        let e = Endpoints::from_lookup(|k| vars.get(k).map(std::string::ToString::to_string));
         assert_eq!(e.sts.as_deref(), Some("http://sts.local"));
     }
 }

@@ -20,8 +20,6 @@
 //! # let _ = scope; Ok(()) }
 //! ```
 
-#![warn(missing_docs)]
-
 pub mod credentials;
 pub mod dbs;
 pub mod endpoints;

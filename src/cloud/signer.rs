@@ -204,20 +204,18 @@ pub fn v2_string_to_sign(method: &str, params: &[(String, String)]) -> String {
 pub fn sign_v2(method: &str, params: &[(String, String)], access_key_secret: &str) -> String {
     let string_to_sign = v2_string_to_sign(method, params);
     let key = format!("{access_key_secret}&");
-    let mut mac = match Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes()) {
-        Ok(mac) => mac,
-        // HMAC accepts keys of any length; this arm cannot run.
-        Err(_) => return String::new(),
+    // HMAC accepts keys of any length; the `else` cannot run.
+    let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes()) else {
+        return String::new();
     };
     mac.update(string_to_sign.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(mac) => mac,
-        // HMAC accepts keys of any length; this arm cannot run.
-        Err(_) => return Vec::new(),
+    // HMAC accepts keys of any length; the `else` cannot run.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return Vec::new();
     };
     mac.update(data);
     mac.finalize().into_bytes().to_vec()

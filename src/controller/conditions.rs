@@ -158,8 +158,7 @@ pub fn conditions_for(
         let last_transition_time = previous
             .iter()
             .find(|c| c.type_ == type_ && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| Time(now));
+            .map_or_else(|| Time(now), |c| c.last_transition_time.clone());
         Condition {
             type_: type_.to_owned(),
             status: status.to_owned(),

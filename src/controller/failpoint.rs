@@ -1,7 +1,7 @@
 //! Faults the operator injects into itself, for the crash tests only
-//! (`ALICLOUD_DB_OPERATOR_FAILPOINT`). The only module allowed `unsafe` code.
+//! (`ALICLOUD_DB_OPERATOR_FAILPOINT`).
 
-#![allow(unsafe_code)]
+use rustix::process::Signal;
 
 /// A fault the operator injects into itself; `None` in production.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +31,7 @@ pub fn kill_if(configured: Option<Failpoint>, at: Failpoint, detail: &str) {
         return;
     }
     tracing::error!(failpoint = ?at, detail, "failpoint reached: SIGKILL");
-    // SAFETY: getpid and kill have no memory-safety preconditions; SIGKILL ends the process.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
+    if let Err(e) = rustix::process::kill_process(rustix::process::getpid(), Signal::KILL) {
+        tracing::error!(error = %e, "failpoint: SIGKILL failed");
     }
 }

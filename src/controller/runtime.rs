@@ -3,9 +3,9 @@
 //!
 //! How a reconcile goes, for every kind:
 //! 1. the object comes from the watch cache, replaced by our own later status write if the cache
-//!    has not caught up ([`StatusWriter::freshest`]);
+//!    has not caught up (`StatusWriter::freshest`);
 //! 2. an object still waiting out the backoff of its last failure is requeued for the rest of
-//!    the wait, unless its spec changed or its deletion was requested ([`Backoff::holding`]);
+//!    the wait, unless its spec changed or its deletion was requested (`Backoff::holding`);
 //! 3. kube's finalizer helper adds [`FINALIZER`] before anything else, then hands the object
 //!    to the kind's [`Reconciler::apply`] or, once it is being deleted, [`Reconciler::cleanup`];
 //! 4. success clears the backoff; a failure goes to the error policy, which logs it once and

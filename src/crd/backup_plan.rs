@@ -127,13 +127,21 @@ pub struct BackupPlanSpec {
 /// Database engines DBS backs up.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum DatabaseType {
+    /// MySQL.
     MySQL,
+    /// SQL Server.
     MSSQL,
+    /// Oracle.
     Oracle,
+    /// MariaDB.
     MariaDB,
+    /// PostgreSQL.
     PostgreSQL,
+    /// PolarDB-X (DRDS).
     DRDS,
+    /// MongoDB.
     MongoDB,
+    /// Redis.
     Redis,
 }
 
@@ -141,10 +149,15 @@ pub enum DatabaseType {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InstanceClass {
+    /// `micro`.
     Micro,
+    /// `small`.
     Small,
+    /// `medium`.
     Medium,
+    /// `large`.
     Large,
+    /// `xlarge`.
     Xlarge,
 }
 
@@ -152,8 +165,11 @@ pub enum InstanceClass {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BackupMethod {
+    /// `logical`: reads rows through SQL.
     Logical,
+    /// `physical`: copies data files.
     Physical,
+    /// `duplication`: storage snapshots.
     Duplication,
 }
 
@@ -167,8 +183,10 @@ pub enum PayType {
     Subscription,
 }
 
-/// Subscription unit.
+/// Subscription unit: billed by the `Year` or by the `Month`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+// Variant docs would change the generated schema of the optional `period` field.
+#[allow(missing_docs)]
 pub enum SubscriptionPeriod {
     Year,
     Month,
@@ -238,11 +256,17 @@ pub struct BackupSource {
 /// How DBS reaches the source database.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum SourceInstanceType {
+    /// An ApsaraDB RDS instance.
     RDS,
+    /// A self-managed database on ECS.
     ECS,
+    /// A database reached over Express Connect.
     Express,
+    /// A database reached through a backup gateway.
     Agent,
+    /// An ApsaraDB for MongoDB instance.
     DDS,
+    /// Any other database reachable by address.
     Other,
 }
 
@@ -283,12 +307,19 @@ pub struct BackupSchedule {
     Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
 )]
 pub enum Weekday {
+    /// Monday.
     Monday,
+    /// Tuesday.
     Tuesday,
+    /// Wednesday.
     Wednesday,
+    /// Thursday.
     Thursday,
+    /// Friday.
     Friday,
+    /// Saturday.
     Saturday,
+    /// Sunday.
     Sunday,
 }
 

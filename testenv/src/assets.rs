@@ -133,17 +133,9 @@ pub fn build(dir: &Path) -> Result<(), Error> {
 }
 
 pub(crate) fn flock(file: &std::fs::File) -> Result<(), Error> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; the lock is released when `file` is closed.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(Error::Assets(format!(
-            "flock: {}",
-            std::io::Error::last_os_error()
-        )))
-    }
+    // Released when `file` is closed.
+    file.lock()
+        .map_err(|e| Error::Assets(format!("lock {file:?}: {e}")))
 }
 
 #[cfg(all(

@@ -382,15 +382,17 @@ fn announce(plane: &ControlPlane) {
         std::process::Command::new(bin)
             .arg("--version")
             .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned()
-            })
-            .unwrap_or_else(|e| format!("unknown ({e})"))
+            .map_or_else(
+                |e| format!("unknown ({e})"),
+                |o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_owned()
+                },
+            )
     };
     let line = format!(
         "alicloud-testenv: kube-apiserver {} + {} at {} (binaries: {})\n",
@@ -429,10 +431,11 @@ fn spawn_watchdog(pids: &[u32], dir: &Path, keep_dir: bool) {
 }
 
 fn terminate(child: &mut Child) {
-    // SAFETY: sending a signal to a child process we spawned and have not reaped yet.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    // Our own child, not reaped yet: the pid is still its.
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::TERM,
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -520,13 +523,11 @@ fn free_port() -> Result<u16, Error> {
 }
 
 fn has_default_route() -> bool {
-    std::fs::read_to_string("/proc/net/route")
-        .map(|t| {
-            t.lines()
-                .skip(1)
-                .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
-        })
-        .unwrap_or(true)
+    std::fs::read_to_string("/proc/net/route").map_or(true, |t| {
+        t.lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
+    })
 }
 
 fn tail(path: &Path) -> String {

@@ -8,8 +8,7 @@ use alicloud_testenv::{ControlPlane, Options};
 fn alive(pid: u32) -> bool {
     // A zombie still answers kill(0); read its state instead.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.split_whitespace().nth(2).is_none_or(|state| state != "Z"))
-        .unwrap_or(false)
+        .is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|state| state != "Z"))
 }
 
 fn assert_gone(pids: &[u32], dir: &Path) {

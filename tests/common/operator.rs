@@ -156,11 +156,12 @@ impl Operator {
 
     /// SIGTERM, and wait up to `within` for the exit status.
     pub async fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
-        let pid = i32::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        // Our own child, not reaped yet: the pid is still its.
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        )
+        .expect("SIGTERM the operator");
         let deadline = std::time::Instant::now() + within;
         while std::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -297,7 +297,7 @@ impl World {
                 .ok_or(format!("{completed} reconciles, {} at the mark", mark.0));
             async move { done }
         })
-        .await
+        .await;
     }
 
     // ------------------------------------------------------------ objects
@@ -389,7 +389,7 @@ impl World {
                 Err(e) => Err(e.to_string()),
             }
         })
-        .await
+        .await;
     }
 
     // ------------------------------------------------------------ Secrets
@@ -510,19 +510,18 @@ impl World {
     // ------------------------------------------------------------ the emulator
 
     /// What the emulator holds now.
-    pub async fn snapshot(&self) -> Snapshot {
-        self.emulator.snapshot().await
+    pub fn snapshot(&self) -> Snapshot {
+        self.emulator.snapshot()
     }
 
     /// Every call of `action` the emulator logged, oldest first.
     pub async fn calls(&self, action: &str) -> Vec<CallRecord> {
-        self.snapshot().await.calls_of(action).cloned().collect()
+        self.snapshot().calls_of(action).cloned().collect()
     }
 
     /// `(outcome, HTTP status)` of every call of `action`, oldest first.
     pub async fn outcomes(&self, action: &str) -> Vec<(String, u16)> {
         self.snapshot()
-            .await
             .calls_of(action)
             .map(|c| (c.outcome.clone(), c.http_status))
             .collect()
@@ -530,7 +529,7 @@ impl World {
 
     /// How many calls the emulator logged.
     pub async fn call_count(&self) -> usize {
-        self.snapshot().await.calls.len()
+        self.snapshot().calls.len()
     }
 
     /// The emulator's call count once it has not changed for a second.
@@ -550,12 +549,12 @@ impl World {
 
     /// Every plan DBS holds, released ones included.
     pub async fn plans_at_dbs(&self) -> Vec<Plan> {
-        self.snapshot().await.plans
+        self.snapshot().plans
     }
 
     /// The plan `id` at DBS; panics when DBS never had it.
     pub async fn plan_at_dbs(&self, id: &str) -> Plan {
-        let snapshot = self.snapshot().await;
+        let snapshot = self.snapshot();
         snapshot
             .plan(id)
             .cloned()
@@ -564,7 +563,7 @@ impl World {
 
     /// The public endpoints of the instance `id`.
     pub async fn public_connections(&self, id: &str) -> Vec<Connection> {
-        let snapshot = self.snapshot().await;
+        let snapshot = self.snapshot();
         snapshot
             .public_connections(Some(id))
             .into_iter()

@@ -20,6 +20,7 @@ use alicloud_db_operator::cli::parse_duration;
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use rustix::process::Signal;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -118,10 +119,11 @@ impl Interrupt {
     /// The shell's convention: 128 + the signal number.
     fn exit_code(self) -> i32 {
         128 + match self {
-            Self::Int => libc::SIGINT,
-            Self::Term => libc::SIGTERM,
-            Self::Hup => libc::SIGHUP,
+            Self::Int => Signal::INT,
+            Self::Term => Signal::TERM,
+            Self::Hup => Signal::HUP,
         }
+        .as_raw()
     }
 }
 

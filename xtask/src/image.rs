@@ -52,7 +52,7 @@ const MTIME: u64 = 0;
 #[derive(clap::Args, Debug, Default)]
 pub struct ImageArgs {
     /// Where to write the OCI image archive
-    /// (default: <cargo target dir>/image/alicloud-db-operator-oci.tar).
+    /// (default: image/alicloud-db-operator-oci.tar in the cargo target dir).
     #[arg(long)]
     pub output: Option<PathBuf>,
 }

@@ -25,7 +25,7 @@ enum Task {
     /// `examples/` applied until Ready, then deleted; leaves nothing running.
     Demo(demo::DemoArgs),
     /// Everything CI checks, in order, each step timed: SDK venv, control-plane binaries, helm and
-    /// crane, fmt, clippy, generated files, image, `cargo test --workspace`.
+    /// crane, fmt, clippy, rustdoc, generated files, image, `cargo test --workspace`.
     Test(test::TestArgs),
     /// Build the container image (static binaries, no daemon) as an OCI archive and check it.
     Image(image::ImageArgs),

@@ -81,6 +81,17 @@ fn steps() -> Vec<Step> {
                 "warnings",
             ]),
         ),
+        step(
+            "doc",
+            "cargo doc --workspace --no-deps, warnings denied",
+            Action::Cargo(vec![
+                "--config",
+                "build.rustdocflags=['-D', 'warnings']",
+                "doc",
+                "--workspace",
+                "--no-deps",
+            ]),
+        ),
     ];
     let tasks: [(&'static str, &[&'static str]); 3] = [
         ("crds", &["crds", "--check"]),

@@ -12,6 +12,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use rustix::process::Signal;
+
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 /// Covers building the operator and the emulator (cached by the test build, so usually
 /// seconds) and, on a machine that never ran the tests, building kube-apiserver.
@@ -95,7 +97,7 @@ fn wait_until(child: &mut Child, timeout: Duration) -> ExitStatus {
             return status;
         }
         if Instant::now() > deadline {
-            signal(child, libc::SIGTERM);
+            signal(child, Signal::TERM);
             let status = child.wait().expect("wait for the demo");
             panic!("the demo did not finish within {timeout:?} ({status} after SIGTERM)");
         }
@@ -103,11 +105,10 @@ fn wait_until(child: &mut Child, timeout: Duration) -> ExitStatus {
     }
 }
 
-fn signal(child: &Child, signal: libc::c_int) {
-    // SAFETY: signalling a child this test spawned and has not reaped.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, signal);
-    }
+fn signal(child: &Child, signal: Signal) {
+    // A child this test spawned and has not reaped: the pid is still its.
+    rustix::process::kill_process(rustix::process::Pid::from_child(child), signal)
+        .expect("signal the demo");
 }
 
 /// Reads a pipe to the end on a thread, sending each line (also to the test's output).
@@ -180,7 +181,7 @@ fn ctrl_c_while_waiting_for_ready_stops_everything_it_started() {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         if Instant::now() > deadline {
-            signal(&child, libc::SIGTERM);
+            signal(&child, Signal::TERM);
             let _ = child.wait();
             panic!(
                 "the demo never started waiting for Ready:\n{}",
@@ -193,7 +194,7 @@ fn ctrl_c_while_waiting_for_ready_stops_everything_it_started() {
         "the demo runs processes while it waits"
     );
 
-    signal(&child, libc::SIGINT);
+    signal(&child, Signal::INT);
     let interrupted = Instant::now();
     let status = wait_until(&mut child, Duration::from_secs(60));
     let out: Vec<String> = seen.into_iter().chain(lines.iter()).collect();

@@ -67,7 +67,7 @@ async fn state_lists_plans_instances_and_calls_without_passwords() {
     assert!(call["timeMs"].as_i64().unwrap_or(0) > 0);
     let (s, _) = admin(&emu, "DELETE", "/calls", None).await;
     assert_eq!(s, 200);
-    assert_eq!(emu.state().await["calls"].as_array().map(Vec::len), Some(0));
+    assert_eq!(emu.state()["calls"].as_array().map(Vec::len), Some(0));
     emu.shutdown().await;
 }
 
@@ -78,7 +78,7 @@ async fn the_typed_snapshot_is_the_admin_state() {
     let id = create_plan(&c, &[("ClientToken", "ct-typed")]).await;
     configure_plan(&c, &id, &[]).await;
     let (_, state) = admin(&emu, "GET", "/state", None).await;
-    let snapshot = emu.snapshot().await;
+    let snapshot = emu.snapshot();
     assert_eq!(serde_json::to_value(&snapshot).ok(), Some(state));
     let plan = snapshot.plan(&id).expect("the plan is listed");
     assert_eq!(plan.client_token.as_deref(), Some("ct-typed"));
@@ -205,7 +205,7 @@ async fn out_of_band_plan_changes_show_up_in_describe() {
         .dbs("DescribeBackupPlanList", &[("BackupPlanId", &id)])
         .await;
     assert_eq!(r.body["TotalElements"], 0);
-    assert_eq!(emu.state().await["plans"].as_array().map(Vec::len), Some(0));
+    assert_eq!(emu.state()["plans"].as_array().map(Vec::len), Some(0));
     let (s, _) = admin(&emu, "POST", "/instances", Some(json!({"region": "cn-beijing", "dbInstanceId": "rm-new", "engine": "PostgreSQL", "networkType": "Classic"}))).await;
     assert_eq!(s, 200);
     let r = c

@@ -22,7 +22,7 @@ async fn configure_sooner_than_delay_fails_with_backup_plan_not_ready() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = configure_plan(&c, &id, &[]).await;
     assert_eq!(r.body["Success"], true, "{}", r.body);
-    let state = emu.state().await;
+    let state = emu.state();
     let outcomes: Vec<&str> = state["calls"]
         .as_array()
         .expect("calls")
@@ -76,7 +76,7 @@ async fn same_client_token_returns_the_same_plan() {
             .unwrap_or("")
             .starts_with("dbs")
     );
-    assert_eq!(emu.state().await["plans"].as_array().map(Vec::len), Some(1));
+    assert_eq!(emu.state()["plans"].as_array().map(Vec::len), Some(1));
     emu.shutdown().await;
 }
 
@@ -99,11 +99,11 @@ async fn plan_status_follows_configure_start_stop_and_precheck() {
             .unwrap_or("")
             .to_string()
     };
-    assert_eq!(status(emu.state().await), "init");
+    assert_eq!(status(emu.state()), "init");
     let r = c.dbs("StartBackupPlan", &[("BackupPlanId", &id)]).await;
     assert_eq!(r.body["Success"], true);
     assert_eq!(r.body["BackupPlanId"], id.as_str());
-    assert_eq!(status(emu.state().await), "running");
+    assert_eq!(status(emu.state()), "running");
     let r = c
         .dbs(
             "StopBackupPlan",
@@ -111,9 +111,9 @@ async fn plan_status_follows_configure_start_stop_and_precheck() {
         )
         .await;
     assert_eq!(r.body["Success"], true);
-    assert_eq!(status(emu.state().await), "pause");
+    assert_eq!(status(emu.state()), "pause");
     c.dbs("StartBackupPlan", &[("BackupPlanId", &id)]).await;
-    assert_eq!(status(emu.state().await), "running");
+    assert_eq!(status(emu.state()), "running");
     let r = c
         .dbs(
             "ModifyBackupStrategy",
@@ -142,7 +142,7 @@ async fn plan_status_follows_configure_start_stop_and_precheck() {
         )
         .await;
     assert_eq!(r.body["NeedPrecheck"], false, "{}", r.body);
-    assert_eq!(status(emu.state().await), "running");
+    assert_eq!(status(emu.state()), "running");
     let r = c
         .dbs(
             "ModifyBackupSourceEndpoint",
@@ -158,10 +158,10 @@ async fn plan_status_follows_configure_start_stop_and_precheck() {
         )
         .await;
     assert_eq!(r.body["NeedPrecheck"], true, "{}", r.body);
-    assert_eq!(status(emu.state().await), "init");
+    assert_eq!(status(emu.state()), "init");
     let r = configure_plan(&c, &id, &[("AutoStartBackup", "true")]).await;
     assert_eq!(r.body["Success"], true);
-    assert_eq!(status(emu.state().await), "running");
+    assert_eq!(status(emu.state()), "running");
     emu.shutdown().await;
 }
 
@@ -226,7 +226,7 @@ async fn prepay_release_is_refused_and_released_plans_disappear() {
         .dbs("DescribeBackupPlanList", &[("BackupPlanId", &id)])
         .await;
     assert_eq!(r.body["TotalElements"], 0);
-    let state = emu.state().await;
+    let state = emu.state();
     let released = state["plans"]
         .as_array()
         .expect("plans")

@@ -223,7 +223,7 @@ async fn modify_and_release_follow_documented_errors() {
         )
         .await;
     assert_eq!((r.status, r.code()), (400, "MissingParameter"));
-    let state = emu.state().await;
+    let state = emu.state();
     assert_eq!(
         state["instances"][0]["connections"]
             .as_array()

@@ -127,7 +127,7 @@ async fn param_changed_after_signing_is_signature_does_not_match() {
         "{}",
         r.body
     );
-    let state = emu.state().await;
+    let state = emu.state();
     let calls = state["calls"].as_array().expect("calls");
     assert!(
         calls
@@ -176,7 +176,7 @@ async fn reused_nonce_stale_date_and_missing_signature_are_rejected() {
     let old = (chrono::Utc::now() - chrono::Duration::minutes(20))
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
-    for h in headers.iter_mut() {
+    for h in &mut headers {
         if h.0 == "x-acs-date" {
             h.1 = old.clone();
         }

@@ -87,7 +87,7 @@ async fn oidc_credentials_sign_dbs_calls_with_their_security_token() {
         .call_v2(DBS, "DescribeBackupPlanList", &[("BackupPlanId", &id)])
         .await;
     assert_eq!(v2.body["TotalElements"], 1, "{}", v2.body);
-    let state = emu.state().await;
+    let state = emu.state();
     assert_eq!(state["plans"][0]["accountId"], "1234567890");
     let r = base
         .with_key(ak, secret, None)

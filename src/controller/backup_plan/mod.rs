@@ -1,11 +1,11 @@
 //! BackupPlan controller: keeps a DBS backup plan created, configured, started and in line with
 //! its `BackupPlan` object, and releases (or stops, or keeps) it when the object is deleted.
 //!
-//! Each reconcile reads as observe → decide → act → report: [`decide::decide`] picks the one
+//! Each reconcile reads as observe → decide → act → report: `decide::decide` picks the one
 //! next step from the spec, the status and the observed plan (pure, table-tested); `act`
 //! performs the step's one call to DBS; `report` writes the status (server-side apply, field
 //! manager `alicloud-db-operator`) plus one Event per Ready transition. Steady-state
-//! observations come from the shared [`observe::PlanInventory`], filled by one batched listing
+//! observations come from the shared `observe::PlanInventory`, filled by one batched listing
 //! per account, region and resync period.
 //!
 //! Deletion never hangs: paused objects and `deletionPolicy: Retain` drop the finalizer without

@@ -1,5 +1,5 @@
 //! Credentials Secrets: resolving the credentials an object's calls are signed with, and
-//! protecting the Secrets they come from while objects use them ([`protection`]).
+//! protecting the Secrets they come from while objects use them (`protection`).
 //!
 //! An object's `credentialsRef` names a Secret in its own namespace; without one, the operator's
 //! own credentials (environment AccessKey or RRSA) are used. The apply path of each kind resolves

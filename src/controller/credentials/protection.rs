@@ -255,7 +255,7 @@ pub async fn run(ctx: Arc<Context>) {
             Ok((secret, _)) => debug!(secret = %secret, "reconciled credentials Secret"),
             // A trigger for a Secret that is not (or no longer) labelled in use.
             Err(kube::runtime::controller::Error::ObjectNotFound(secret)) => {
-                debug!(secret = %secret, "credentials Secret not protected; nothing to do")
+                debug!(secret = %secret, "credentials Secret not protected; nothing to do");
             }
             Err(e) => warn!(error = %e, "credentials protection controller"),
         }

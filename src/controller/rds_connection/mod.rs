@@ -5,7 +5,7 @@
 //! - observe: `DescribeDBInstanceAttribute` (status) and `DescribeDBInstanceNetInfo`
 //!   (endpoints), unless the object is Ready for its generation and was synced less than
 //!   `resync_period` ago, in which case no cloud call is made at all;
-//! - decide: [`decide::next_step`], a pure function of spec, status and observation;
+//! - decide: `decide::next_step`, a pure function of spec, status and observation;
 //! - act: at most one mutating call (Allocate or Modify); a busy instance is never waited for
 //!   in the worker, the object is requeued after `instance_poll_interval` instead;
 //! - report: status by server-side apply, one Event per Ready transition, the endpoint Secret

@@ -71,7 +71,7 @@ impl Process {
                 tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
                 Ok(rest)
             }
-            Ok(Ok(None)) | Ok(Err(_)) => bail!(
+            Ok(Ok(None) | Err(_)) => bail!(
                 "the {} closed its output before printing {prefix:?}; its log:\n{}",
                 self.name,
                 self.log_tail(30)
@@ -100,9 +100,12 @@ impl Process {
             return;
         }
         if let Some(pid) = self.child.id() {
-            // SAFETY: signalling a child we spawned and have not reaped (so the pid is ours).
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            // A child we spawned and have not reaped, so the pid is still its.
+            if let Some(pid) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
             }
         }
         if tokio::time::timeout(GRACE, self.child.wait())
