@@ -2,6 +2,11 @@
 //!
 //! The emulator only verifies; computing helpers exist for verification and
 //! for the unit tests against the official vectors.
+//!
+//! This is deliberately a second, independent reading of Alibaba's signing documents: it
+//! shares no code with the operator's `src/cloud/signer.rs`, so a misreading in one shows up
+//! as a rejected signature in the tests instead of being agreed on by both. Where the two look
+//! alike (canonical query, SHA-256 hex) it is because the documents leave one way to do it.
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};

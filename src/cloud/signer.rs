@@ -2,6 +2,9 @@
 //!
 //! Everything here is a pure function of its inputs: the caller passes the time and the nonce,
 //! so the official worked examples can be reproduced byte for byte.
+//!
+//! The emulator verifies signatures with its own, independent reading of the same documents
+//! (`emulator/src/signature.rs`); the two share no code on purpose.
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
