@@ -513,26 +513,17 @@ fn operator_written(kind: &str, phase: &Phase, since: Since) -> Json {
 fn health_follows_the_status_the_operator_writes() {
     let phases = [
         (
-            Phase::Ready {
-                reason: "Available",
-                message: "plan dbs1hvf4bz8sasm7 is running".into(),
-            },
+            Phase::ready("Available", "plan dbs1hvf4bz8sasm7 is running"),
             "Healthy",
             "Available: plan dbs1hvf4bz8sasm7 is running",
         ),
         (
-            Phase::Reconciling {
-                reason: "Creating",
-                message: String::new(),
-            },
+            Phase::reconciling("Creating", ""),
             "Progressing",
             "Creating",
         ),
         (
-            Phase::Stalled {
-                reason: "InvalidCredentials",
-                message: "key not found".into(),
-            },
+            Phase::stalled("InvalidCredentials", "key not found"),
             "Degraded",
             "InvalidCredentials: key not found",
         ),

@@ -47,55 +47,51 @@ macro_rules! reasons {
 }
 pub(crate) use reasons;
 
-/// Where an object stands, as one of three mutually exclusive summaries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Phase {
+/// Which of the three mutually exclusive summaries an object is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
     /// Ready=True.
-    Ready {
-        /// CamelCase reason.
-        reason: &'static str,
-        /// What the user should know.
-        message: String,
-    },
-    /// Ready=False, Reconciling=True.
-    Reconciling {
-        /// CamelCase reason.
-        reason: &'static str,
-        /// What the operator is doing.
-        message: String,
-    },
-    /// Ready=False, Stalled=True.
-    Stalled {
-        /// CamelCase reason.
-        reason: &'static str,
-        /// What the user should change.
-        message: String,
-    },
+    Ready,
+    /// Ready=False, Reconciling=True: the operator is working towards the spec.
+    Reconciling,
+    /// Ready=False, Stalled=True: progress needs a change by the user.
+    Stalled,
+}
+
+/// Where an object stands: a [`State`], a CamelCase reason and a message for the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Phase {
+    /// Which summary.
+    pub state: State,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// What the user should know (and, when stalled, change).
+    pub message: String,
 }
 
 impl Phase {
-    /// `Ready` with `reason`.
-    pub fn ready(reason: impl Into<&'static str>, message: impl Into<String>) -> Self {
-        Self::Ready {
+    /// A phase in `state`.
+    pub fn new(state: State, reason: impl Into<&'static str>, message: impl Into<String>) -> Self {
+        Self {
+            state,
             reason: reason.into(),
             message: message.into(),
         }
+    }
+
+    /// `Ready` with `reason`.
+    pub fn ready(reason: impl Into<&'static str>, message: impl Into<String>) -> Self {
+        Self::new(State::Ready, reason, message)
     }
 
     /// `Reconciling` with `reason`.
     pub fn reconciling(reason: impl Into<&'static str>, message: impl Into<String>) -> Self {
-        Self::Reconciling {
-            reason: reason.into(),
-            message: message.into(),
-        }
+        Self::new(State::Reconciling, reason, message)
     }
 
     /// `Stalled` with `reason`.
     pub fn stalled(reason: impl Into<&'static str>, message: impl Into<String>) -> Self {
-        Self::Stalled {
-            reason: reason.into(),
-            message: message.into(),
-        }
+        Self::new(State::Stalled, reason, message)
     }
 
     /// The phase a failed reconcile leaves the object in: `Stalled` when only the user can fix
@@ -113,27 +109,9 @@ impl Phase {
 
     /// The type of the Event announcing a transition to this phase.
     pub fn event_type(&self) -> EventType {
-        match self {
-            Self::Stalled { .. } => EventType::Warning,
-            Self::Ready { .. } | Self::Reconciling { .. } => EventType::Normal,
-        }
-    }
-
-    /// The CamelCase reason of the phase.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Ready { reason, .. }
-            | Self::Reconciling { reason, .. }
-            | Self::Stalled { reason, .. } => reason,
-        }
-    }
-
-    /// The human message of the phase.
-    pub fn message(&self) -> &str {
-        match self {
-            Self::Ready { message, .. }
-            | Self::Reconciling { message, .. }
-            | Self::Stalled { message, .. } => message,
+        match self.state {
+            State::Stalled => EventType::Warning,
+            State::Ready | State::Reconciling => EventType::Normal,
         }
     }
 }
@@ -146,13 +124,12 @@ pub fn conditions_for(
     previous: &[Condition],
     now: Timestamp,
 ) -> Vec<Condition> {
-    let (ready, reconciling, stalled) = match phase {
-        Phase::Ready { .. } => (true, false, false),
-        Phase::Reconciling { .. } => (false, true, false),
-        Phase::Stalled { .. } => (false, false, true),
+    let (ready, reconciling, stalled) = match phase.state {
+        State::Ready => (true, false, false),
+        State::Reconciling => (false, true, false),
+        State::Stalled => (false, false, true),
     };
-    let reason = phase.reason();
-    let message = phase.message();
+    let (reason, message) = (phase.reason, phase.message.as_str());
     let make = |type_: &str, on: bool, reason: &str, message: &str| {
         let status = if on { "True" } else { "False" };
         let last_transition_time = previous
@@ -211,10 +188,7 @@ mod tests {
 
     #[test]
     fn ready_phase_sets_ready_true_and_others_false() {
-        let phase = Phase::Ready {
-            reason: "Available",
-            message: "plan running".into(),
-        };
+        let phase = Phase::ready("Available", "plan running");
         let cs = conditions_for(&phase, Some(3), &[], ts(100));
         assert_eq!(cs.len(), 3);
         assert_eq!(cs[0].type_, READY);
@@ -226,17 +200,11 @@ mod tests {
 
     #[test]
     fn unchanged_status_keeps_last_transition_time() {
-        let phase = Phase::Reconciling {
-            reason: "Creating",
-            message: String::new(),
-        };
+        let phase = Phase::reconciling("Creating", "");
         let first = conditions_for(&phase, Some(1), &[], ts(100));
         let second = conditions_for(&phase, Some(2), &first, ts(200));
         assert_eq!(second[0].last_transition_time, Time(ts(100)));
-        let ready = Phase::Ready {
-            reason: "Available",
-            message: String::new(),
-        };
+        let ready = Phase::ready("Available", "");
         let third = conditions_for(&ready, Some(2), &second, ts(300));
         assert_eq!(third[0].last_transition_time, Time(ts(300)));
         assert!(is_transition(&second, &third));

@@ -89,7 +89,7 @@ impl<K: Managed> Runtime<K> {
         }
         if announce && is_transition(K::conditions(&previous), K::conditions(next)) {
             self.events
-                .publish(obj, phase.event_type(), phase.reason(), phase.message())
+                .publish(obj, phase.event_type(), phase.reason, &phase.message)
                 .await;
         }
         Ok(())

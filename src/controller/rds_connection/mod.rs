@@ -37,7 +37,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use self::report::{MANAGED_BY_LABEL, Reason, Report};
-use super::conditions::Phase;
+use super::conditions::{Phase, State};
 use super::runtime::{self, Reconciler, Runtime};
 use super::{Context, Error};
 use crate::crd::{RdsConnection, is_paused};
@@ -100,7 +100,7 @@ impl Reconciler for RdsConnections {
                 return Err(e);
             }
         };
-        if let (Phase::Ready { .. }, Some(endpoint)) = (&report.phase, &report.endpoint) {
+        if let (State::Ready, Some(endpoint)) = (report.phase.state, &report.endpoint) {
             let port = endpoint.port.unwrap_or(obj.spec.port);
             if let Err(e) = report::apply_secret(&rt.ctx.client, obj, endpoint, port).await {
                 report.phase = Phase::of_error(&e);
