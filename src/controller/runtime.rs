@@ -25,8 +25,11 @@ use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use tracing::Instrument;
 
-use super::backoff::{Backoff, FailureKind};
-use super::conditions::{Phase, is_ready, is_transition};
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::EventType;
+
+use super::backoff::{Backoff, FailureKind, deletion_timed_out};
+use super::conditions::{Phase, is_ready, is_transition, reasons};
 use super::events::Events;
 use super::status::{Managed, StatusWriter};
 use super::{Context, Error, FINALIZER, WatchSync};
@@ -93,6 +96,46 @@ impl<K: Managed> Runtime<K> {
                 .await;
         }
         Ok(())
+    }
+}
+
+reasons! {
+    /// Reasons the runtime reports for every kind.
+    pub enum RuntimeReason {
+        /// A deletion gave up; the cloud resource may remain.
+        CloudResourceMayRemain,
+    }
+}
+
+impl<K: Managed> Runtime<K> {
+    /// How a failed deletion goes on, for every kind (the caller has reported the failure in
+    /// the status): transient failures are retried with backoff for as long as they last;
+    /// failures only the user can fix (credentials, a rejected call) are retried until
+    /// `deletion_timeout` has passed since the deletion was requested, then the finalizer goes
+    /// with a Warning Event `CloudResourceMayRemain` naming `resource`, so that a namespace
+    /// deleted together with its credentials Secret never hangs.
+    pub async fn deletion_failed(
+        &self,
+        obj: &K,
+        error: Error,
+        resource: &str,
+    ) -> Result<Action, Error> {
+        let requested = obj.meta().deletion_timestamp.as_ref().map(|t| t.0);
+        let timeout = self.ctx.config.deletion_timeout;
+        if !error.is_stalled() || !deletion_timed_out(requested, Timestamp::now(), timeout) {
+            return Err(error);
+        }
+        let note = format!(
+            "gave up releasing {resource} after {timeout:?}: {}; the finalizer was removed and \
+             {resource} may remain: release it in the Alibaba Cloud console",
+            error.user_message()
+        );
+        tracing::warn!(%note, "abandoning the release");
+        let reason = RuntimeReason::CloudResourceMayRemain.as_str();
+        self.events
+            .publish(obj, EventType::Warning, reason, &note)
+            .await;
+        Ok(Action::await_change())
     }
 }
 

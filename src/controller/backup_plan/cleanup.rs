@@ -1,7 +1,6 @@
 //! Cleanup: what deletion does with the plan, per [`decide::cleanup`]. It never hangs: see the
 //! module documentation of the controller.
 
-use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -13,7 +12,6 @@ use super::observe::PlanInventory;
 use super::report::{self, Reason};
 use crate::cloud::Scope;
 use crate::controller::Error;
-use crate::controller::backoff::deletion_timed_out;
 use crate::controller::conditions::Phase;
 use crate::controller::runtime::Runtime;
 use crate::crd::{BackupPlan, is_paused};
@@ -86,7 +84,7 @@ pub async fn cleanup(
             inventory.forget(&id);
             subscription_stopped(rt, obj, &id).await;
         }
-        Err(e) => return give_up_or_retry(rt, obj, &target, e).await,
+        Err(e) => return failed(rt, obj, &target, e).await,
     }
     Ok(Action::await_change())
 }
@@ -122,41 +120,18 @@ async fn subscription_stopped(rt: &Runtime<BackupPlan>, obj: &BackupPlan, id: &s
         .await;
 }
 
-/// A deletion that failed: transient failures retry (with backoff) for ever; failures only the
-/// user can fix (credentials, rejected call) retry until `deletion_timeout` has passed since
-/// the deletion was requested, then the finalizer goes and the plan may remain.
-async fn give_up_or_retry(
+/// A deletion that failed: reported in the status, then retried or given up per the runtime's
+/// deletion policy.
+async fn failed(
     rt: &Runtime<BackupPlan>,
     obj: &BackupPlan,
     id: &str,
-    e: Error,
+    error: Error,
 ) -> Result<Action, Error> {
-    let requested = obj.metadata.deletion_timestamp.as_ref().map(|t| t.0);
-    let timeout = rt.ctx.config.deletion_timeout;
-    if !e.is_stalled() {
-        return Err(e);
+    let status = obj.status.clone().unwrap_or_default();
+    if let Err(e) = report::write(rt, obj, status, &Phase::of_error(&error), true).await {
+        tracing::warn!(error = %e, "writing the release failure to status failed");
     }
-    if deletion_timed_out(requested, Timestamp::now(), timeout) {
-        let message = format!(
-            "gave up releasing backup plan {id} after {timeout:?}: {}; the plan may remain at DBS",
-            e.user_message()
-        );
-        rt.events
-            .publish(
-                obj,
-                EventType::Warning,
-                Reason::CloudResourceMayRemain.as_str(),
-                &message,
-            )
-            .await;
-        return Ok(Action::await_change());
-    }
-    let message = format!(
-        "cannot release backup plan {id}: {}; the finalizer is removed anyway {timeout:?} after deletion",
-        e.user_message()
-    );
-    rt.events
-        .publish(obj, EventType::Warning, e.reason(), &message)
-        .await;
-    Err(e)
+    rt.deletion_failed(obj, error, &format!("backup plan {id}"))
+        .await
 }

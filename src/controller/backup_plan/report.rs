@@ -56,8 +56,6 @@ reasons! {
         PlanReleased,
         /// A Subscription plan was stopped; it cannot be released through the API.
         SubscriptionNotReleased,
-        /// A deletion gave up; the plan may remain.
-        CloudResourceMayRemain,
     }
 }
 

@@ -1,6 +1,5 @@
 //! Cleanup: release the endpoint behind the finalizer, or let go without a cloud call.
 
-use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -11,7 +10,6 @@ use super::decide::{self, Cleanup};
 use super::report::{self, Reason, Report};
 use super::requests;
 use crate::controller::Error;
-use crate::controller::backoff::deletion_timed_out;
 use crate::controller::conditions::Phase;
 use crate::controller::runtime::Runtime;
 use crate::crd::{RdsConnection, is_paused};
@@ -104,45 +102,13 @@ async fn released(
     Ok(Action::await_change())
 }
 
-/// A failed release. Transient failures (busy instance, throttling, outages) retry with
-/// backoff for as long as they last; failures only the user can fix (credentials, a rejected
-/// call) retry until `deletion_timeout` has passed since the deletion was requested, then the
-/// finalizer goes with a Warning Event naming what may remain.
+/// A failed release: reported in the status, then retried or given up per the runtime's
+/// deletion policy.
 async fn failed(
     rt: &Runtime<RdsConnection>,
     obj: &RdsConnection,
     error: Error,
 ) -> Result<Action, Error> {
-    let requested = obj.metadata.deletion_timestamp.as_ref().map(|t| t.0);
-    let timeout = rt.ctx.config.deletion_timeout;
-    if error.is_stalled() && deletion_timed_out(requested, Timestamp::now(), timeout) {
-        let endpoint = obj
-            .status
-            .as_ref()
-            .and_then(|s| s.connection_string.clone())
-            .unwrap_or_else(|| {
-                format!(
-                    "the endpoint with prefix {}",
-                    obj.spec.connection_string_prefix
-                )
-            });
-        let note = format!(
-            "gave up releasing {endpoint} of instance {} after {timeout:?}: {error}; the \
-             finalizer was removed and the endpoint may remain: release it in the Alibaba \
-             Cloud console",
-            obj.spec.db_instance_id
-        );
-        warn!(%note, "abandoning release");
-        rt.events
-            .publish(
-                obj,
-                EventType::Warning,
-                Reason::CloudResourceMayRemain.as_str(),
-                &note,
-            )
-            .await;
-        return Ok(Action::await_change());
-    }
     let phase = if error.is_stalled() {
         Phase::of_error(&error)
     } else {
@@ -154,5 +120,16 @@ async fn failed(
     if let Err(e) = report::write(rt, obj, &Report::phase(phase)).await {
         warn!(error = %e, "writing the release failure to status failed");
     }
-    Err(error)
+    let endpoint = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.connection_string.clone())
+        .unwrap_or_else(|| {
+            format!(
+                "the endpoint with prefix {}",
+                obj.spec.connection_string_prefix
+            )
+        });
+    let resource = format!("{endpoint} of instance {}", obj.spec.db_instance_id);
+    rt.deletion_failed(obj, error, &resource).await
 }

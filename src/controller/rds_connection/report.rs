@@ -48,8 +48,6 @@ reasons! {
         Released,
         /// `deletionPolicy: Retain` left the endpoint in place.
         Retained,
-        /// A deletion gave up; the endpoint may remain.
-        CloudResourceMayRemain,
     }
 }
 
