@@ -67,7 +67,7 @@ impl Context {
     ) -> Result<Scope, Error> {
         let scope = self.scope(namespace, credentials_ref, region).await?;
         if let Some(r) = credentials_ref {
-            protection::protect(&self.client, namespace, &r.name).await?;
+            protection::protect(self, namespace, &r.name).await?;
         }
         Ok(scope)
     }

@@ -131,12 +131,8 @@ fn release_patch(meta: &ObjectMeta) -> Value {
 /// Marks the credentials Secret `namespace/name` as in use (finalizer and label), so that it
 /// outlives the objects using it. Writes only when something is missing; leaves a Secret that is
 /// already being deleted or is gone alone.
-pub(crate) async fn protect(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-) -> Result<(), Error> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+pub(crate) async fn protect(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error> {
+    let api: Api<Secret> = ctx.api(namespace);
     update_marks(&api, name, |meta| {
         (!is_protected(meta) && meta.deletion_timestamp.is_none()).then(|| protect_patch(meta))
     })
@@ -189,9 +185,9 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
 }
 
 /// Whether any BackupPlan or RdsConnection in `namespace` uses the Secret `name`.
-async fn in_use(client: &kube::Client, namespace: &str, name: &str) -> Result<bool, Error> {
-    let plans: Api<BackupPlan> = Api::namespaced(client.clone(), namespace);
-    let connections: Api<RdsConnection> = Api::namespaced(client.clone(), namespace);
+async fn in_use(ctx: &Context, namespace: &str, name: &str) -> Result<bool, Error> {
+    let plans: Api<BackupPlan> = ctx.api(namespace);
+    let connections: Api<RdsConnection> = ctx.api(namespace);
     let lp = ListParams::default();
     let (plans, connections) = tokio::try_join!(plans.list(&lp), connections.list(&lp))?;
     Ok(plans.iter().any(|o| secret_in_use_by(o) == Some(name))
@@ -358,24 +354,24 @@ fn secret_ref(namespace: &str, name: &str) -> ObjectRef<SecretMeta> {
 async fn reconcile(secret: Arc<SecretMeta>, r: Arc<Releaser>) -> Result<Action, Error> {
     let namespace = secret.namespace().unwrap_or_default();
     let name = secret.name_any();
-    let client = &r.ctx.client;
+    let ctx = &r.ctx;
     let result = async {
         if !is_marked(&secret.metadata) {
             return Ok(Action::await_change());
         }
-        if in_use(client, &namespace, &name).await? {
+        if in_use(ctx, &namespace, &name).await? {
             // Object events trigger the release; the periodic look is a safety net.
             return Ok(Action::requeue(r.ctx.config.resync_period));
         }
-        let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+        let api: Api<Secret> = ctx.api(&namespace);
         if unprotect(&api, &name).await? {
             info!(namespace = %namespace, secret = %name,
                 "credentials Secret no longer in use; protection removed");
         }
         // An object created between the listing and the patch may have seen the Secret still
         // protected and left it as it was: protect it again for that object.
-        if in_use(client, &namespace, &name).await? {
-            protect(client, &namespace, &name).await?;
+        if in_use(ctx, &namespace, &name).await? {
+            protect(ctx, &namespace, &name).await?;
         }
         Ok(Action::await_change())
     }

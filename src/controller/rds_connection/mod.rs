@@ -87,7 +87,7 @@ impl Reconciler for RdsConnections {
             decide::fresh_for(obj.status.as_ref(), generation, Timestamp::now(), resync)
         {
             // Ready and synced recently: only make sure the Secret is still there.
-            if let Err(e) = report::secret_from_status(&rt.ctx.client, obj).await {
+            if let Err(e) = report::secret_from_status(&rt.ctx, obj).await {
                 report::write(rt, obj, &Report::phase(Phase::of_error(&e))).await?;
                 return Err(e);
             }
@@ -102,7 +102,7 @@ impl Reconciler for RdsConnections {
         };
         if let (State::Ready, Some(endpoint)) = (report.phase.state, &report.endpoint) {
             let port = endpoint.port.unwrap_or(obj.spec.port);
-            if let Err(e) = report::apply_secret(&rt.ctx.client, obj, endpoint, port).await {
+            if let Err(e) = report::apply_secret(&rt.ctx, obj, endpoint, port).await {
                 report.phase = Phase::of_error(&e);
                 report::write(rt, obj, &report).await?;
                 return Err(e);

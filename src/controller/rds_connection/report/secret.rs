@@ -11,7 +11,7 @@ use kube::{Resource, ResourceExt};
 
 use super::EndpointView;
 use crate::controller::credentials;
-use crate::controller::{Error, FIELD_MANAGER};
+use crate::controller::{Context, Error, FIELD_MANAGER};
 use crate::crd::RdsConnection;
 
 /// Label put on every Secret this controller writes; the controller watches only those.
@@ -67,7 +67,7 @@ pub fn check_secret_owner(existing: Option<&Secret>, obj: &RdsConnection) -> Res
 /// Creates or updates the endpoint Secret named by `writeConnectionSecretToRef`, owned by
 /// `obj` (controller reference), by server-side apply.
 pub async fn apply_secret(
-    client: &kube::Client,
+    ctx: &Context,
     obj: &RdsConnection,
     endpoint: &EndpointView,
     port: i32,
@@ -76,7 +76,7 @@ pub async fn apply_secret(
         return Ok(());
     };
     let namespace = obj.namespace().unwrap_or_default();
-    let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let api: Api<Secret> = ctx.api(&namespace);
     check_secret_owner(api.get_opt(&target.name).await?.as_ref(), obj)?;
     let owner = obj.controller_owner_ref(&()).ok_or_else(|| {
         Error::Secret("the RdsConnection has no uid yet, so it cannot own a Secret".into())
@@ -106,7 +106,7 @@ pub async fn apply_secret(
 }
 
 /// Re-applies the Secret from what the status recorded (Ready, nothing to read).
-pub async fn secret_from_status(client: &kube::Client, obj: &RdsConnection) -> Result<(), Error> {
+pub async fn secret_from_status(ctx: &Context, obj: &RdsConnection) -> Result<(), Error> {
     let Some(status) = &obj.status else {
         return Ok(());
     };
@@ -118,7 +118,7 @@ pub async fn secret_from_status(client: &kube::Client, obj: &RdsConnection) -> R
         port: status.port,
         ip_address: status.ip_address.clone(),
     };
-    apply_secret(client, obj, &endpoint, status.port.unwrap_or(obj.spec.port)).await
+    apply_secret(ctx, obj, &endpoint, status.port.unwrap_or(obj.spec.port)).await
 }
 
 #[cfg(test)]
