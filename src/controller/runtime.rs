@@ -18,15 +18,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use tracing::Instrument;
-
-use k8s_openapi::jiff::Timestamp;
-use kube::runtime::events::EventType;
 
 use super::backoff::{Backoff, FailureKind, deletion_timed_out};
 use super::conditions::{Phase, is_ready, is_transition, reasons};
@@ -54,6 +53,14 @@ pub trait Reconciler: Send + Sync + 'static {
         obj: &Self::Object,
         rt: &Runtime<Self::Object>,
     ) -> Result<Action, Error>;
+}
+
+reasons! {
+    /// Reasons the runtime reports for every kind.
+    pub enum RuntimeReason {
+        /// A deletion gave up; the cloud resource may remain.
+        CloudResourceMayRemain,
+    }
 }
 
 /// What every reconcile of one kind shares, besides the kind's own state.
@@ -97,17 +104,7 @@ impl<K: Managed> Runtime<K> {
         }
         Ok(())
     }
-}
 
-reasons! {
-    /// Reasons the runtime reports for every kind.
-    pub enum RuntimeReason {
-        /// A deletion gave up; the cloud resource may remain.
-        CloudResourceMayRemain,
-    }
-}
-
-impl<K: Managed> Runtime<K> {
     /// How a failed deletion goes on, for every kind (the caller has reported the failure in
     /// the status): transient failures are retried with backoff for as long as they last;
     /// failures only the user can fix (credentials, a rejected call) are retried until
