@@ -94,26 +94,24 @@ async fn harness_runs_a_real_kube_apiserver() {
     let updated = first.expect("a watch event").expect("no watch error");
     assert_eq!(updated.spec.schedule.expect("schedule").start_time, "03:30");
 
-    // The server enforces the CRD schema: a bad enum value and a CEL rule.
-    let mut bad = serde_json::to_value(plan("bad-enum")).expect("serialise");
-    bad["spec"]["instanceClass"] = json!("gigantic");
-    let err = raw_create(&client, &ns, bad)
-        .await
-        .expect_err("the server rejects a bad enum");
-    assert!(
-        err.contains("instanceClass"),
-        "error names the field: {err}"
-    );
-
-    let mut bad = serde_json::to_value(plan("bad-cel")).expect("serialise");
-    bad["spec"]["payType"] = json!("Subscription");
-    let err = raw_create(&client, &ns, bad)
-        .await
-        .expect_err("the server enforces CEL rules");
-    assert!(
-        err.contains("requires period and usedTime"),
-        "CEL message returned: {err}"
-    );
+    // The server enforces the CRD schema: a bad enum value (the error names the field) and a
+    // CEL rule (its message is returned).
+    for (name, field, value, expected) in [
+        ("bad-enum", "instanceClass", "gigantic", "instanceClass"),
+        (
+            "bad-cel",
+            "payType",
+            "Subscription",
+            "requires period and usedTime",
+        ),
+    ] {
+        let mut bad = serde_json::to_value(plan(name)).expect("serialise");
+        bad["spec"][field] = json!(value);
+        let err = raw_create(&client, &ns, bad)
+            .await
+            .expect_err("the server rejects the object");
+        assert!(err.contains(expected), "{name}: {err}");
+    }
 }
 
 async fn raw_create(client: &kube::Client, ns: &str, obj: serde_json::Value) -> Result<(), String> {

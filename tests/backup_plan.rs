@@ -684,12 +684,7 @@ async fn deletion_without_usable_credentials_gives_up_after_the_timeout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn throttled_create_backs_off_then_creates_exactly_one_plan() {
     let w = start("bp-throttle").await;
-    w.admin(
-        reqwest::Method::POST,
-        "/faults/CreateBackupPlan/once",
-        json!({"code": "Throttling.User", "httpStatus": 400, "count": 6}),
-    )
-    .await;
+    common::fail_next(&w.emulator, "CreateBackupPlan", ("Throttling.User", 400), 6).await;
     create(&w, "busy", spec()).await;
     w.wait_condition::<BackupPlan>("busy", "Reconciling", "CloudThrottled")
         .await;

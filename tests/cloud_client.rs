@@ -5,17 +5,21 @@
 mod common;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alicloud_db_operator::cloud::dbs::{
-    ConfigureBackupPlan, CreateBackupPlan, DescribeBackupPlanList, ModifyBackupSourceEndpoint,
-    ModifyBackupStrategy, ModifyStorageStrategy, SourceEndpoint, StopMethod,
+    BackupPlanPage, ConfigureBackupPlan, CreateBackupPlan, DescribeBackupPlanList,
+    ModifyBackupSourceEndpoint, ModifyBackupStrategy, ModifyStorageStrategy, SourceEndpoint,
+    StopMethod,
 };
-use alicloud_db_operator::cloud::rds::{AllocatePublicConnection, ModifyConnectionString};
+use alicloud_db_operator::cloud::rds::{
+    AllocatePublicConnection, InstanceNetInfo, ModifyConnectionString,
+};
 use alicloud_db_operator::cloud::{
-    AlibabaCloud, ClientConfig, CredentialProvider, Credentials, DbsApi, Endpoints, ErrorKind,
-    Quotas, RdsApi, RrsaConfig, Scope, SignatureVersion,
+    AlibabaCloud, ClientConfig, CloudError, CredentialProvider, Credentials, DbsApi, Endpoints,
+    ErrorKind, Quotas, RdsApi, RrsaConfig, Scope, SignatureVersion,
 };
 use alicloud_emulator::{CallRecord, Emulator, EmulatorConfig};
 use base64::Engine as _;
@@ -27,6 +31,8 @@ const PASSWORD: &str = "db-Passw0rd-never-logged";
 const REGION: &str = "cn-hangzhou";
 const INSTANCE: &str = "rm-bp1test0001";
 const OTHER_INSTANCE: &str = "rm-bp1test0002";
+/// The fault of a transient outage: code and HTTP status.
+const UNAVAILABLE: (&str, u16) = ("ServiceUnavailable", 503);
 
 // ---------------------------------------------------------------- harness
 
@@ -44,6 +50,18 @@ async fn start_emulator(tweak: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
     .await
 }
 
+/// An emulator as [`start_emulator`] with no changes, and a client of it changed by `tweak`.
+async fn setup(tweak: impl FnOnce(&mut ClientConfig)) -> (Emulator, AlibabaCloud) {
+    let emu = start_emulator(|_| {}).await;
+    let client = client_for(&emu, tweak);
+    (emu, client)
+}
+
+/// The emulator's quota of ReleaseInstanceConnection: 10 calls a second.
+fn release_quota_of_10(c: &mut EmulatorConfig) {
+    c.quotas = HashMap::from([("ReleaseInstanceConnection".to_owned(), 10)]);
+}
+
 fn client_for(emu: &Emulator, tweak: impl FnOnce(&mut ClientConfig)) -> AlibabaCloud {
     let mut config = ClientConfig {
         endpoints: Endpoints::all(emu.url()),
@@ -56,10 +74,37 @@ fn client_for(emu: &Emulator, tweak: impl FnOnce(&mut ClientConfig)) -> AlibabaC
 }
 
 fn scope() -> Scope {
+    scope_of(Credentials::new(AK, SECRET))
+}
+
+fn scope_of(credentials: Credentials) -> Scope {
     Scope {
-        credentials: Credentials::new(AK, SECRET),
+        credentials,
         region: REGION.into(),
     }
+}
+
+/// Panics unless `err` is of `kind` and carries `code`.
+fn assert_error(err: &CloudError, kind: ErrorKind, code: &str) {
+    assert_eq!(err.kind, kind, "{err}");
+    assert!(err.has_code(code), "{err}");
+}
+
+/// The plan `id` as DescribeBackupPlanList lists it (one page of up to 10).
+async fn plan_page(client: &AlibabaCloud, s: &Scope, id: &str) -> BackupPlanPage {
+    let request = DescribeBackupPlanList {
+        backup_plan_id: Some(id.to_owned()),
+        page_size: 10,
+        ..DescribeBackupPlanList::default()
+    };
+    client.describe_backup_plan_list(s, &request).await.unwrap()
+}
+
+async fn net_info(client: &AlibabaCloud) -> InstanceNetInfo {
+    client
+        .describe_db_instance_net_info(&scope(), INSTANCE)
+        .await
+        .unwrap()
 }
 
 fn postpay_plan(client_token: Option<&str>) -> CreateBackupPlan {
@@ -146,6 +191,14 @@ fn jwt(subject: &str, exp_offset_s: i64) -> String {
     format!("{header}.{payload}.c2lnbmF0dXJl")
 }
 
+/// A token file in a fresh directory (kept while the `TempDir` lives), holding `token`.
+fn write_token_file(token: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, token).unwrap();
+    (dir, file)
+}
+
 fn rrsa_config(token_file: &std::path::Path) -> RrsaConfig {
     RrsaConfig {
         role_arn: "acs:ram::1234567890123456:role/db-operator".into(),
@@ -160,8 +213,7 @@ fn rrsa_config(token_file: &std::path::Path) -> RrsaConfig {
 
 #[tokio::test]
 async fn every_dbs_call_round_trips_with_normalised_describe() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |_| {});
+    let (emu, client) = setup(|_| {}).await;
     let s = scope();
 
     let created = client
@@ -181,17 +233,7 @@ async fn every_dbs_call_round_trips_with_normalised_describe() {
         .await
         .unwrap();
 
-    let page = client
-        .describe_backup_plan_list(
-            &s,
-            &DescribeBackupPlanList {
-                backup_plan_id: Some(id.clone()),
-                page_size: 10,
-                ..DescribeBackupPlanList::default()
-            },
-        )
-        .await
-        .unwrap();
+    let page = plan_page(&client, &s, &id).await;
     assert_eq!(page.total_elements, 1);
     let plan = &page.items[0];
     assert_eq!(plan.backup_plan_id, id);
@@ -232,17 +274,7 @@ async fn every_dbs_call_round_trips_with_normalised_describe() {
     let billing = client.describe_backup_plan_billing(&s, &id).await.unwrap();
     assert_eq!(billing.buy_charge_type, "POSTPAY");
 
-    let page = client
-        .describe_backup_plan_list(
-            &s,
-            &DescribeBackupPlanList {
-                backup_plan_id: Some(id.clone()),
-                page_size: 10,
-                ..DescribeBackupPlanList::default()
-            },
-        )
-        .await
-        .unwrap();
+    let page = plan_page(&client, &s, &id).await;
     let plan = &page.items[0];
     assert_eq!(plan.backup_plan_name, "orders-renamed");
     assert_eq!(plan.backup_period.as_deref(), Some("Tuesday"));
@@ -254,15 +286,13 @@ async fn every_dbs_call_round_trips_with_normalised_describe() {
         .unwrap();
     client.release_backup_plan(&s, &id).await.unwrap();
     let err = client.release_backup_plan(&s, &id).await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
-    assert!(err.has_code("InvalidJobId"));
+    assert_error(&err, ErrorKind::NotFound, "InvalidJobId");
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn configure_waits_for_the_plan_after_create() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |c| c.max_attempts = 1);
+    let (emu, client) = setup(|c| c.max_attempts = 1).await;
     let s = scope();
     let id = client
         .create_backup_plan(&s, &postpay_plan(None))
@@ -273,8 +303,7 @@ async fn configure_waits_for_the_plan_after_create() {
         .configure_backup_plan(&s, &configure(&id))
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Retryable, "{err}");
-    assert!(err.has_code("BackupPlanNotReady"), "{err}");
+    assert_error(&err, ErrorKind::Retryable, "BackupPlanNotReady");
     tokio::time::sleep(Duration::from_millis(350)).await;
     client
         .configure_backup_plan(&s, &configure(&id))
@@ -285,8 +314,7 @@ async fn configure_waits_for_the_plan_after_create() {
 
 #[tokio::test]
 async fn the_same_client_token_creates_one_plan() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |_| {});
+    let (emu, client) = setup(|_| {}).await;
     let req = postpay_plan(Some("uid-1234-create"));
     let first = client.create_backup_plan(&scope(), &req).await.unwrap();
     let second = client.create_backup_plan(&scope(), &req).await.unwrap();
@@ -300,8 +328,7 @@ async fn the_same_client_token_creates_one_plan() {
 
 #[tokio::test]
 async fn every_rds_call_round_trips() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |_| {});
+    let (emu, client) = setup(|_| {}).await;
     let s = scope();
 
     let attr = client
@@ -323,10 +350,7 @@ async fn every_rds_call_round_trips() {
         .unwrap();
     assert!(conn.starts_with("orderspub."), "{conn}");
 
-    let net = client
-        .describe_db_instance_net_info(&s, INSTANCE)
-        .await
-        .unwrap();
+    let net = net_info(&client).await;
     assert_eq!(net.instance_network_type.as_deref(), Some("VPC"));
     let public = net
         .public_endpoint("orderspub")
@@ -354,10 +378,7 @@ async fn every_rds_call_round_trips() {
             .unwrap();
     }
     wait_running(&client).await;
-    let net = client
-        .describe_db_instance_net_info(&s, INSTANCE)
-        .await
-        .unwrap();
+    let net = net_info(&client).await;
     let public = net
         .public_endpoint("orderspub2")
         .expect("renamed endpoint")
@@ -368,10 +389,7 @@ async fn every_rds_call_round_trips() {
         .release_instance_connection(&s, INSTANCE, &public.connection_string, "0")
         .await
         .unwrap();
-    let net = client
-        .describe_db_instance_net_info(&s, INSTANCE)
-        .await
-        .unwrap();
+    let net = net_info(&client).await;
     assert!(
         net.endpoints.iter().all(|e| e.ip_type != "Public"),
         "{net:?}"
@@ -383,19 +401,9 @@ async fn every_rds_call_round_trips() {
 
 #[tokio::test]
 async fn a_transient_503_on_a_read_is_retried_to_success() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |_| {});
-    common::admin(
-        &emu,
-        reqwest::Method::POST,
-        "/faults/DescribeDBInstanceNetInfo/once",
-        json!({"code": "ServiceUnavailable", "httpStatus": 503, "count": 2}),
-    )
-    .await;
-    client
-        .describe_db_instance_net_info(&scope(), INSTANCE)
-        .await
-        .unwrap();
+    let (emu, client) = setup(|_| {}).await;
+    common::fail_next(&emu, "DescribeDBInstanceNetInfo", UNAVAILABLE, 2).await;
+    net_info(&client).await;
     assert_eq!(
         outcomes(&emu, "DescribeDBInstanceNetInfo").await,
         ["ServiceUnavailable", "ServiceUnavailable", "Success"]
@@ -405,15 +413,8 @@ async fn a_transient_503_on_a_read_is_retried_to_success() {
 
 #[tokio::test]
 async fn a_503_on_a_non_idempotent_write_is_not_repeated() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |_| {});
-    common::admin(
-        &emu,
-        reqwest::Method::POST,
-        "/faults/ReleaseInstanceConnection/once",
-        json!({"code": "ServiceUnavailable", "httpStatus": 503, "count": 1}),
-    )
-    .await;
+    let (emu, client) = setup(|_| {}).await;
+    common::fail_next(&emu, "ReleaseInstanceConnection", UNAVAILABLE, 1).await;
     let err = client
         .release_instance_connection(&scope(), INSTANCE, "nothing.mysql.rds.aliyuncs.com", "0")
         .await
@@ -429,23 +430,15 @@ async fn a_503_on_a_non_idempotent_write_is_not_repeated() {
 
 #[tokio::test]
 async fn persistent_5xx_gives_up_after_max_attempts() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |c| c.max_attempts = 3);
-    common::admin(
-        &emu,
-        reqwest::Method::PUT,
-        "/faults/DescribeBackupPlanList",
-        json!({"errorRate": 1.0, "code": "InternalError", "httpStatus": 500, "latencyMs": 0}),
-    )
-    .await;
+    let (emu, client) = setup(|c| c.max_attempts = 3).await;
+    common::fail_always(&emu, "DescribeBackupPlanList", ("InternalError", 500)).await;
     let err = client
         .describe_backup_plan_list(&scope(), &DescribeBackupPlanList::default())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Retryable);
-    assert!(err.has_code("InternalError"));
+    assert_error(&err, ErrorKind::Retryable, "InternalError");
     assert_eq!(calls(&emu, "DescribeBackupPlanList").await.len(), 3);
-    common::admin(&emu, reqwest::Method::DELETE, "/faults", json!({})).await;
+    common::clear_faults(&emu).await;
     client
         .describe_backup_plan_list(&scope(), &DescribeBackupPlanList::default())
         .await
@@ -478,78 +471,66 @@ async fn flow_control_refusals_are_throttled() {
     let throttled: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(!throttled.is_empty());
     for err in throttled {
-        assert_eq!(err.kind, ErrorKind::Throttled, "{err}");
-        assert!(err.has_code("Throttling.User"), "{err}");
+        assert_error(err, ErrorKind::Throttled, "Throttling.User");
     }
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn missing_resources_are_not_found() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |_| {});
+    let (emu, client) = setup(|_| {}).await;
     let s = scope();
     let err = client
         .describe_db_instance_attribute(&s, "rm-missing")
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
-    assert!(err.has_code("InvalidDBInstanceId.NotFound"));
+    assert_error(&err, ErrorKind::NotFound, "InvalidDBInstanceId.NotFound");
     let err = client
         .release_instance_connection(&s, INSTANCE, "gone.mysql.rds.aliyuncs.com", "0")
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
-    assert!(err.has_code("Endpoint.NotFound"));
+    assert_error(&err, ErrorKind::NotFound, "Endpoint.NotFound");
     assert_eq!(err.http_status, Some(404));
     let err = client
         .start_backup_plan(&s, "dbsmissing01", None)
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
-    assert!(err.has_code("InvalidJobId"));
+    assert_error(&err, ErrorKind::NotFound, "InvalidJobId");
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_wrong_secret_or_unknown_key_is_invalid_credentials() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |_| {});
-    let wrong_secret = Scope {
-        credentials: Credentials::new(AK, "not-the-secret"),
-        region: REGION.into(),
-    };
+    let (emu, client) = setup(|_| {}).await;
+    let wrong_secret = scope_of(Credentials::new(AK, "not-the-secret"));
     let err = client
         .describe_db_instance_attribute(&wrong_secret, INSTANCE)
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::InvalidCredentials, "{err}");
-    assert!(err.has_code("SignatureDoesNotMatch"));
-    let unknown = Scope {
-        credentials: Credentials::new("LTAIunknown", SECRET),
-        region: REGION.into(),
-    };
+    assert_error(&err, ErrorKind::InvalidCredentials, "SignatureDoesNotMatch");
+    let unknown = scope_of(Credentials::new("LTAIunknown", SECRET));
     let err = client
         .describe_backup_plan_list(&unknown, &DescribeBackupPlanList::default())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::InvalidCredentials, "{err}");
-    assert!(err.has_code("InvalidAccessKeyId.NotFound"));
+    assert_error(
+        &err,
+        ErrorKind::InvalidCredentials,
+        "InvalidAccessKeyId.NotFound",
+    );
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn bad_parameters_and_duplicate_prefixes_are_terminal() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |_| {});
+    let (emu, client) = setup(|_| {}).await;
     let s = scope();
     let bad = CreateBackupPlan {
         instance_class: "gigantic".into(),
         ..postpay_plan(None)
     };
     let err = client.create_backup_plan(&s, &bad).await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Terminal, "{err}");
-    assert!(err.has_code("InvalidParameter"));
+    assert_error(&err, ErrorKind::Terminal, "InvalidParameter");
 
     let allocate = AllocatePublicConnection {
         db_instance_id: INSTANCE.into(),
@@ -601,10 +582,7 @@ async fn release_burst(client: &AlibabaCloud) -> Duration {
 
 #[tokio::test]
 async fn twice_the_quota_is_served_without_throttling() {
-    let emu = start_emulator(|c| {
-        c.quotas = HashMap::from([("ReleaseInstanceConnection".to_owned(), 10)]);
-    })
-    .await;
+    let emu = start_emulator(release_quota_of_10).await;
     // Default quotas: ReleaseInstanceConnection at 10/s; no retries to hide throttling.
     let client = client_for(&emu, |c| c.max_attempts = 1);
     let elapsed = release_burst(&client).await;
@@ -621,10 +599,7 @@ async fn twice_the_quota_is_served_without_throttling() {
 
 #[tokio::test]
 async fn without_the_client_limiter_the_same_demand_is_throttled() {
-    let emu = start_emulator(|c| {
-        c.quotas = HashMap::from([("ReleaseInstanceConnection".to_owned(), 10)]);
-    })
-    .await;
+    let emu = start_emulator(release_quota_of_10).await;
     let client = client_for(&emu, |c| {
         c.max_attempts = 1;
         c.quotas = Quotas::default().with("ReleaseInstanceConnection", 1000);
@@ -643,15 +618,8 @@ async fn without_the_client_limiter_the_same_demand_is_throttled() {
 
 #[tokio::test]
 async fn rrsa_credentials_sign_dbs_calls() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |_| {});
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(
-        &token_file,
-        jwt("system:serviceaccount:ops:db-operator", 3600),
-    )
-    .unwrap();
+    let (emu, client) = setup(|_| {}).await;
+    let (_dir, token_file) = write_token_file(&jwt("system:serviceaccount:ops:db-operator", 3600));
     // Through the default chain, as the operator starts: no AccessKey pair, the RRSA triple set.
     let config = rrsa_config(&token_file);
     let env: HashMap<&str, String> = HashMap::from([
@@ -676,10 +644,7 @@ async fn rrsa_credentials_sign_dbs_calls() {
     assert_eq!(provider.credentials().await.unwrap(), creds);
     assert_eq!(calls(&emu, "AssumeRoleWithOIDC").await.len(), 1);
 
-    let sts_scope = Scope {
-        credentials: creds.clone(),
-        region: REGION.into(),
-    };
+    let sts_scope = scope_of(creds.clone());
     client
         .describe_backup_plan_list(&sts_scope, &DescribeBackupPlanList::default())
         .await
@@ -695,9 +660,7 @@ async fn rrsa_credentials_sign_dbs_calls() {
 async fn rrsa_rereads_the_rotated_token_file_on_refresh() {
     let emu = start_emulator(|c| c.sts_max_duration = Some(Duration::from_secs(2))).await;
     let client = client_for(&emu, |_| {});
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, jwt("first", 3600)).unwrap();
+    let (_dir, token_file) = write_token_file(&jwt("first", 3600));
     let provider = client.rrsa_credentials(rrsa_config(&token_file));
     let first = provider.credentials().await.unwrap();
 
@@ -705,21 +668,17 @@ async fn rrsa_rereads_the_rotated_token_file_on_refresh() {
     std::fs::write(&token_file, jwt("second", -60)).unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let err = provider.credentials().await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::InvalidCredentials, "{err}");
-    assert!(
-        err.has_code("AuthenticationFail.OIDCToken.Expired"),
-        "{err}"
+    assert_error(
+        &err,
+        ErrorKind::InvalidCredentials,
+        "AuthenticationFail.OIDCToken.Expired",
     );
 
     std::fs::write(&token_file, jwt("third", 3600)).unwrap();
     let third = provider.credentials().await.unwrap();
     assert_ne!(third.access_key_id, first.access_key_id);
-    let s = Scope {
-        credentials: third,
-        region: REGION.into(),
-    };
     client
-        .describe_db_instance_attribute(&s, INSTANCE)
+        .describe_db_instance_attribute(&scope_of(third), INSTANCE)
         .await
         .unwrap();
     assert_eq!(calls(&emu, "AssumeRoleWithOIDC").await.len(), 3);
@@ -730,8 +689,7 @@ async fn rrsa_rereads_the_rotated_token_file_on_refresh() {
 
 #[tokio::test]
 async fn v2_signatures_are_accepted_too() {
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |c| c.signature_version = SignatureVersion::V2);
+    let (emu, client) = setup(|c| c.signature_version = SignatureVersion::V2).await;
     client
         .describe_db_instance_attribute(&scope(), INSTANCE)
         .await
@@ -782,8 +740,7 @@ async fn secrets_never_appear_in_logs_errors_or_debug_output() {
         );
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let emu = start_emulator(|_| {}).await;
-    let client = client_for(&emu, |c| c.max_attempts = 2);
+    let (emu, client) = setup(|c| c.max_attempts = 2).await;
     let s = scope();
     let id = client
         .create_backup_plan(&s, &postpay_plan(None))
@@ -794,14 +751,11 @@ async fn secrets_never_appear_in_logs_errors_or_debug_output() {
     // Too early: an error.
     let early = client.configure_backup_plan(&s, &req).await.unwrap_err();
     // Wrong secret: another error.
-    let wrong = Scope {
-        credentials: Credentials {
-            access_key_id: AK.into(),
-            access_key_secret: "wrong-secret-value".into(),
-            security_token: Some("sts-token-value-xyz".into()),
-        },
-        region: REGION.into(),
-    };
+    let wrong = scope_of(Credentials {
+        access_key_id: AK.into(),
+        access_key_secret: "wrong-secret-value".into(),
+        security_token: Some("sts-token-value-xyz".into()),
+    });
     let denied = client
         .configure_backup_plan(&wrong, &req)
         .await
@@ -809,10 +763,8 @@ async fn secrets_never_appear_in_logs_errors_or_debug_output() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     client.configure_backup_plan(&s, &req).await.unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
     let token = jwt("redaction", 3600);
-    std::fs::write(&token_file, &token).unwrap();
+    let (_dir, token_file) = write_token_file(&token);
     let provider = client.rrsa_credentials(rrsa_config(&token_file));
     let sts = provider.credentials().await.unwrap();
 

@@ -231,12 +231,7 @@ async fn create_publishes_secret_port_and_prefix_changes_modify_and_delete_relea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_created_out_of_band_is_adopted_without_allocate() {
     let w = start("rdsconn-adopt", &["rm-adopt0001"]).await;
-    w.admin(
-        reqwest::Method::POST,
-        "/instances/rm-adopt0001/connections",
-        json!({"connectionStringPrefix": "legacy-app", "port": 3306}),
-    )
-    .await;
+    w.add_public_connection("rm-adopt0001", "legacy-app").await;
 
     w.create(&connection("legacy", "rm-adopt0001", "legacy-app", 3306))
         .await;
@@ -263,12 +258,7 @@ async fn endpoint_created_out_of_band_is_adopted_without_allocate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_instance_is_waited_for_then_becomes_ready() {
     let w = start("rdsconn-busy", &["rm-busy0001"]).await;
-    w.admin(
-        reqwest::Method::PUT,
-        "/instances/rm-busy0001",
-        json!({"status": "Rebooting"}),
-    )
-    .await;
+    w.set_instance_status("rm-busy0001", "Rebooting").await;
 
     w.create(&connection("busy", "rm-busy0001", "busy-app", 3306))
         .await;
@@ -308,12 +298,7 @@ async fn busy_instance_is_waited_for_then_becomes_ready() {
             .is_empty()
     );
 
-    w.admin(
-        reqwest::Method::PUT,
-        "/instances/rm-busy0001",
-        json!({"status": "Running"}),
-    )
-    .await;
+    w.set_instance_status("rm-busy0001", "Running").await;
     let obj = ready(&w, "busy").await;
     assert_eq!(
         obj.status
@@ -330,12 +315,8 @@ async fn busy_instance_is_waited_for_then_becomes_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_refusing_a_change_as_busy_is_waited_out_not_stalled() {
     let w = start("rdsconn-refused", &["rm-refuse0001"]).await;
-    w.admin(
-        reqwest::Method::POST,
-        "/faults/AllocateInstancePublicConnection/once",
-        json!({"code": "OperationDenied.DBInstanceStatus", "httpStatus": 400, "count": 1}),
-    )
-    .await;
+    let busy = ("OperationDenied.DBInstanceStatus", 400);
+    common::fail_next(&w.emulator, "AllocateInstancePublicConnection", busy, 1).await;
     w.create(&connection("refused", "rm-refuse0001", "refused-app", 3306))
         .await;
     ready(&w, "refused").await;
@@ -383,12 +364,7 @@ async fn unknown_instance_stalls_with_instance_not_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefix_taken_by_another_instance_stalls_and_is_not_mistaken_for_a_missing_instance() {
     let w = start("rdsconn-taken", &["rm-owner0001", "rm-wants0001"]).await;
-    w.admin(
-        reqwest::Method::POST,
-        "/instances/rm-owner0001/connections",
-        json!({"connectionStringPrefix": "shared-name", "port": 3306}),
-    )
-    .await;
+    w.add_public_connection("rm-owner0001", "shared-name").await;
 
     w.create(&connection("wants", "rm-wants0001", "shared-name", 3306))
         .await;
@@ -655,12 +631,8 @@ async fn a_missing_instance_or_a_failing_call_is_not_retried_in_a_hot_loop() {
     );
 
     // A call the cloud keeps rejecting is retried with backoff (100 ms doubling up to 2 s).
-    w.admin(
-        reqwest::Method::PUT,
-        "/faults/DescribeDBInstanceNetInfo",
-        json!({"errorRate": 1.0, "code": "InvalidParameter", "httpStatus": 400}),
-    )
-    .await;
+    let rejected = ("InvalidParameter", 400);
+    common::fail_always(&w.emulator, "DescribeDBInstanceNetInfo", rejected).await;
     w.create(&connection(
         "rejected",
         "rm-quiet0001",

@@ -138,6 +138,23 @@ pub(crate) fn helm_ok(plane: &alicloud_testenv::ControlPlane, args: &[&str]) {
     );
 }
 
+/// `helm install` of the chart as the release named after the namespace `ns`, into it, with
+/// `ci/{values}` and then `extra` arguments. No --wait: the test control plane has no kubelet,
+/// so no pod ever starts.
+pub(crate) fn helm_install(
+    plane: &alicloud_testenv::ControlPlane,
+    ns: &str,
+    values: &str,
+    extra: &[&str],
+) {
+    let chart = chart_dir();
+    let values = chart.join("ci").join(values);
+    let chart = chart.to_str().expect("UTF-8 path");
+    let values = values.to_str().expect("UTF-8 path");
+    let args = ["install", ns, chart, "--namespace", ns, "-f", values];
+    helm_ok(plane, &[&args, extra].concat());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_values_file_renders_objects_the_apiserver_accepts() {
     let plane = alicloud_testenv::shared();
@@ -198,8 +215,6 @@ async fn helm_install_grants_what_the_operator_needs_and_uninstall_keeps_the_crd
     let ns = plane.create_namespace("chart-install").await;
     let release = ns.as_str();
     let fullname = format!("{release}-{RELEASE}");
-    let chart = chart_dir();
-    let values = chart.join("ci/leader-election-values.yaml");
 
     // The harness installed the CRDs from crds/, as `kubectl apply -f crds/` would; Helm takes
     // over existing objects that carry its ownership label and annotations.
@@ -230,19 +245,7 @@ async fn helm_install_grants_what_the_operator_needs_and_uninstall_keeps_the_crd
             ],
         );
     }
-    // No --wait: the test control plane has no kubelet, so no pod ever starts.
-    helm_ok(
-        plane,
-        &[
-            "install",
-            release,
-            chart.to_str().expect("UTF-8 path"),
-            "--namespace",
-            &ns,
-            "-f",
-            values.to_str().expect("UTF-8 path"),
-        ],
-    );
+    helm_install(plane, &ns, "leader-election-values.yaml", &[]);
     let lease_role = format!("{fullname}-leader-election");
     for object in [
         format!("deployment/{fullname}"),
@@ -316,20 +319,7 @@ async fn a_namespace_scoped_install_grants_nothing_outside_its_namespace() {
     let ns = plane.create_namespace("chart-ns-scope").await;
     let release = ns.as_str();
     let fullname = format!("{release}-{RELEASE}");
-    let chart = chart_dir();
-    let values = chart.join("ci/namespace-scoped-values.yaml");
-    helm_ok(
-        plane,
-        &[
-            "install",
-            release,
-            chart.to_str().expect("UTF-8 path"),
-            "--namespace",
-            &ns,
-            "-f",
-            values.to_str().expect("UTF-8 path"),
-        ],
-    );
+    helm_install(plane, &ns, "namespace-scoped-values.yaml", &[]);
     kubectl_ok(plane, &["get", "-n", &ns, &format!("role/{fullname}")]);
     let sa = (ns.as_str(), fullname.as_str());
     assert_allowed(&authorized(sa, &ns, OPERATOR_REQUESTS, None).await, true);

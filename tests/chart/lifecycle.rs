@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cluster::{helm_ok, kubectl_ok};
+use crate::cluster::{helm_install, helm_ok, kubectl_ok};
 use crate::common::{self, Operator, samples_ready};
-use crate::render::{RELEASE, chart_dir, operator_args};
+use crate::render::{RELEASE, operator_args};
 
 /// A kubeconfig for the control plane that authenticates with `token` instead of the admin
 /// certificate.
@@ -56,8 +56,6 @@ async fn the_operator_runs_a_whole_lifecycle_with_only_the_permissions_the_chart
     let ns = plane.create_namespace("chart-rbac").await;
     let release = ns.as_str();
     let fullname = format!("{release}-{RELEASE}");
-    let chart = chart_dir();
-    let values = chart.join("ci/namespace-scoped-values.yaml");
     // The most confined install: one namespace, and the Lease permissions of leader election.
     let set = format!(
         "leaderElection.enabled=true,credentials.existingSecret=alicloud-credentials,\
@@ -65,20 +63,7 @@ async fn the_operator_runs_a_whole_lifecycle_with_only_the_permissions_the_chart
          configureDelay=1s,resyncPeriod=5s,minBackoff=200ms,maxBackoff=3s,\
          instancePollInterval=500ms,deletionTimeout=60s"
     );
-    helm_ok(
-        plane,
-        &[
-            "install",
-            release,
-            chart.to_str().expect("UTF-8 path"),
-            "--namespace",
-            &ns,
-            "-f",
-            values.to_str().expect("UTF-8 path"),
-            "--set",
-            &set,
-        ],
-    );
+    helm_install(plane, &ns, "namespace-scoped-values.yaml", &["--set", &set]);
 
     // What the kubelet would run: the stored Deployment's args (metrics on a free loopback
     // port instead of 0.0.0.0:8080), POD_NAMESPACE, and the ServiceAccount's identity.

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use alicloud_emulator::{Emulator, EmulatorConfig};
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 
 use super::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, RDS_INSTANCE, REGION};
 
@@ -27,7 +28,7 @@ pub async fn sample_emulator() -> Emulator {
 }
 
 /// `method` on the emulator's admin API at `/_emulator{path}`; panics unless it succeeds.
-pub async fn admin(emulator: &Emulator, method: reqwest::Method, path: &str, body: Value) {
+pub async fn admin(emulator: &Emulator, method: Method, path: &str, body: Value) {
     let url = format!("{}/_emulator{path}", emulator.url());
     let response = reqwest::Client::new()
         .request(method, &url)
@@ -38,4 +39,27 @@ pub async fn admin(emulator: &Emulator, method: reqwest::Method, path: &str, bod
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     assert!(status.is_success(), "{path}: {status} {text}");
+}
+
+/// The next `count` calls of `action` fail with `(code, http_status)`.
+pub async fn fail_next(emulator: &Emulator, action: &str, (code, status): (&str, u16), count: u32) {
+    let fault = json!({"code": code, "httpStatus": status, "count": count});
+    admin(
+        emulator,
+        Method::POST,
+        &format!("/faults/{action}/once"),
+        fault,
+    )
+    .await;
+}
+
+/// Every call of `action` fails with `(code, http_status)` until [`clear_faults`].
+pub async fn fail_always(emulator: &Emulator, action: &str, (code, status): (&str, u16)) {
+    let fault = json!({"errorRate": 1.0, "code": code, "httpStatus": status});
+    admin(emulator, Method::PUT, &format!("/faults/{action}"), fault).await;
+}
+
+/// Removes every injected fault.
+pub async fn clear_faults(emulator: &Emulator) {
+    admin(emulator, Method::DELETE, "/faults", json!({})).await;
 }

@@ -575,6 +575,20 @@ impl World {
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Value) {
         super::admin(&self.emulator, method, path, body).await;
     }
+
+    /// The emulator's instance `id` reports `status` from now on.
+    pub async fn set_instance_status(&self, id: &str, status: &str) {
+        let path = format!("/instances/{id}");
+        self.admin(reqwest::Method::PUT, &path, json!({"status": status}))
+            .await;
+    }
+
+    /// A public endpoint `prefix`, port 3306, made on the instance `id` out of band.
+    pub async fn add_public_connection(&self, id: &str, prefix: &str) {
+        let path = format!("/instances/{id}/connections");
+        let body = json!({"connectionStringPrefix": prefix, "port": 3306});
+        self.admin(reqwest::Method::POST, &path, body).await;
+    }
 }
 
 /// The UTF-8 value of `key` in `secret`.

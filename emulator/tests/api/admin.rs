@@ -6,12 +6,10 @@ use crate::common::*;
 
 #[tokio::test]
 async fn state_lists_plans_instances_and_calls_without_passwords() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     let id = create_plan(&c, &[("ClientToken", "ct-9")]).await;
     configure_plan(&c, &id, &[]).await;
-    let (s, state) = admin(&emu, "GET", "/state", None).await;
-    assert_eq!(s, 200);
+    let state = admin_ok(&emu, "GET", "/state", None).await;
     let plan = &state["plans"][0];
     for key in [
         "backupPlanId",
@@ -65,16 +63,14 @@ async fn state_lists_plans_instances_and_calls_without_passwords() {
     assert_eq!(call["httpStatus"], 200);
     assert!(call["userAgent"].is_string(), "{call}");
     assert!(call["timeMs"].as_i64().unwrap_or(0) > 0);
-    let (s, _) = admin(&emu, "DELETE", "/calls", None).await;
-    assert_eq!(s, 200);
+    admin_ok(&emu, "DELETE", "/calls", None).await;
     assert_eq!(emu.state()["calls"].as_array().map(Vec::len), Some(0));
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_typed_snapshot_is_the_admin_state() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     let id = create_plan(&c, &[("ClientToken", "ct-typed")]).await;
     configure_plan(&c, &id, &[]).await;
     let (_, state) = admin(&emu, "GET", "/state", None).await;
@@ -90,43 +86,23 @@ async fn the_typed_snapshot_is_the_admin_state() {
 
 #[tokio::test]
 async fn fault_rate_one_fails_every_call_and_one_shots_fail_next_n() {
-    let emu = start().await;
-    let c = Client::new(&emu);
-    admin(
-        &emu,
-        "PUT",
-        "/faults/DescribeBackupPlanList",
-        Some(json!({"errorRate": 1.0})),
-    )
-    .await;
+    let (emu, c) = start_client().await;
+    let always = json!({"errorRate": 1.0});
+    admin(&emu, "PUT", "/faults/DescribeBackupPlanList", Some(always)).await;
     for _ in 0..3 {
         let r = c.dbs("DescribeBackupPlanList", &[]).await;
-        assert_eq!((r.status, r.code()), (503, "ServiceUnavailable"));
+        r.assert_code(503, "ServiceUnavailable");
     }
-    let r = c
-        .rds("DescribeDBInstanceNetInfo", &[("DBInstanceId", "rm-test1")])
-        .await;
-    assert_eq!(r.status, 200);
+    assert_eq!(c.net_info("rm-test1").await.status, 200);
     admin(&emu, "DELETE", "/faults", None).await;
     assert_eq!(c.dbs("DescribeBackupPlanList", &[]).await.status, 200);
-    let (s, _) = admin(
-        &emu,
-        "POST",
-        "/faults/*/once",
-        Some(json!({"code": "InternalError", "httpStatus": 500, "count": 2})),
-    )
-    .await;
-    assert_eq!(s, 200);
+    let twice = json!({"code": "InternalError", "httpStatus": 500, "count": 2});
+    admin_ok(&emu, "POST", "/faults/*/once", Some(twice)).await;
     assert_eq!(
         c.dbs("DescribeBackupPlanList", &[]).await.code(),
         "InternalError"
     );
-    assert_eq!(
-        c.rds("DescribeDBInstanceNetInfo", &[("DBInstanceId", "rm-test1")])
-            .await
-            .code(),
-        "InternalError"
-    );
+    assert_eq!(c.net_info("rm-test1").await.code(), "InternalError");
     assert_eq!(c.dbs("DescribeBackupPlanList", &[]).await.status, 200);
     // Faults apply only after signature verification.
     admin(
@@ -146,16 +122,9 @@ async fn fault_rate_one_fails_every_call_and_one_shots_fail_next_n() {
 
 #[tokio::test]
 async fn exceeding_a_quota_returns_throttling_user() {
-    let emu = start().await;
-    let c = Client::new(&emu);
-    let (s, _) = admin(
-        &emu,
-        "PUT",
-        "/quotas/DescribeBackupPlanList",
-        Some(json!({"perSecond": 2})),
-    )
-    .await;
-    assert_eq!(s, 200);
+    let (emu, c) = start_client().await;
+    let quota = json!({"perSecond": 2});
+    admin_ok(&emu, "PUT", "/quotas/DescribeBackupPlanList", Some(quota)).await;
     let mut codes = Vec::new();
     for _ in 0..6 {
         codes.push(c.dbs("DescribeBackupPlanList", &[]).await);
@@ -175,21 +144,12 @@ async fn exceeding_a_quota_returns_throttling_user() {
 
 #[tokio::test]
 async fn out_of_band_plan_changes_show_up_in_describe() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     let id = create_plan(&c, &[]).await;
     configure_plan(&c, &id, &[]).await;
-    let (s, _) = admin(
-        &emu,
-        "PATCH",
-        &format!("/plans/{id}"),
-        Some(json!({"name": "drifted", "backupPeriod": "Sunday", "status": "pause"})),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let r = c
-        .dbs("DescribeBackupPlanList", &[("BackupPlanId", &id)])
-        .await;
+    let drift = json!({"name": "drifted", "backupPeriod": "Sunday", "status": "pause"});
+    admin_ok(&emu, "PATCH", &format!("/plans/{id}"), Some(drift)).await;
+    let r = c.describe_plan(&id).await;
     let d = &r.body["Items"]["BackupPlanDetail"][0];
     assert_eq!(
         (
@@ -199,18 +159,13 @@ async fn out_of_band_plan_changes_show_up_in_describe() {
         ),
         (json!("drifted"), json!("SUNDAY"), json!("pause"))
     );
-    let (s, _) = admin(&emu, "DELETE", &format!("/plans/{id}"), None).await;
-    assert_eq!(s, 200);
-    let r = c
-        .dbs("DescribeBackupPlanList", &[("BackupPlanId", &id)])
-        .await;
+    admin_ok(&emu, "DELETE", &format!("/plans/{id}"), None).await;
+    let r = c.describe_plan(&id).await;
     assert_eq!(r.body["TotalElements"], 0);
     assert_eq!(emu.state()["plans"].as_array().map(Vec::len), Some(0));
-    let (s, _) = admin(&emu, "POST", "/instances", Some(json!({"region": "cn-beijing", "dbInstanceId": "rm-new", "engine": "PostgreSQL", "networkType": "Classic"}))).await;
-    assert_eq!(s, 200);
-    let r = c
-        .rds("DescribeDBInstanceNetInfo", &[("DBInstanceId", "rm-new")])
-        .await;
+    let instance = json!({"region": "cn-beijing", "dbInstanceId": "rm-new", "engine": "PostgreSQL", "networkType": "Classic"});
+    admin_ok(&emu, "POST", "/instances", Some(instance)).await;
+    let r = c.net_info("rm-new").await;
     assert_eq!(r.body["InstanceNetworkType"], "Classic");
     emu.shutdown().await;
 }

@@ -97,6 +97,13 @@ pub async fn start_with(mut config: EmulatorConfig) -> Emulator {
     Emulator::start(config).await.expect("emulator starts")
 }
 
+/// [`start`], and a client of the test account.
+pub async fn start_client() -> (Emulator, Client) {
+    let emu = start().await;
+    let client = Client::new(&emu);
+    (emu, client)
+}
+
 pub async fn start() -> Emulator {
     start_with(EmulatorConfig {
         configure_delay: Duration::from_millis(0),
@@ -132,6 +139,18 @@ impl Resp {
             .as_str()
             .or_else(|| self.body["ErrCode"].as_str())
             .unwrap_or("")
+    }
+
+    /// Panics unless the answer is HTTP `status` with the error `code`.
+    pub fn assert_code(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.code()), (status, code), "{}", self.body);
+    }
+
+    /// Panics unless the answer is a DBS error: HTTP 200, `Success` false, `ErrCode` `code`.
+    pub fn assert_dbs_error(&self, code: &str) {
+        assert_eq!(self.status, 200, "{}", self.body);
+        assert_eq!(self.body["Success"], false, "{}", self.body);
+        assert_eq!(self.body["ErrCode"], code, "{}", self.body);
     }
 }
 
@@ -267,6 +286,18 @@ impl Client {
     pub async fn rds(&self, action: &str, params: &[(&str, &str)]) -> Resp {
         self.call(RDS, action, params).await
     }
+
+    /// DescribeBackupPlanList of the plan `id`.
+    pub async fn describe_plan(&self, id: &str) -> Resp {
+        self.dbs("DescribeBackupPlanList", &[("BackupPlanId", id)])
+            .await
+    }
+
+    /// DescribeDBInstanceNetInfo of the instance `id`.
+    pub async fn net_info(&self, id: &str) -> Resp {
+        self.rds("DescribeDBInstanceNetInfo", &[("DBInstanceId", id)])
+            .await
+    }
 }
 
 /// Admin API call with an optional JSON body.
@@ -282,21 +313,62 @@ pub async fn admin(emu: &Emulator, method: &str, path: &str, body: Option<Value>
     (status, body)
 }
 
+/// Admin API call that must answer 200; returns the body.
+pub async fn admin_ok(emu: &Emulator, method: &str, path: &str, body: Option<Value>) -> Value {
+    let (status, body) = admin(emu, method, path, body).await;
+    assert_eq!(status, 200, "{method} {path}: {body}");
+    body
+}
+
+/// `base` with each of `extra` replacing the parameter of its name, or added.
+pub fn merged<'a>(
+    base: &[(&'a str, &'a str)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut params: Vec<_> = base
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .copied()
+        .collect();
+    params.extend_from_slice(extra);
+    params
+}
+
+/// `base` without the parameters named `keys`.
+pub fn without<'a>(base: &[(&'a str, &'a str)], keys: &[&str]) -> Vec<(&'a str, &'a str)> {
+    base.iter()
+        .filter(|(k, _)| !keys.contains(k))
+        .copied()
+        .collect()
+}
+
+/// The parameters of a one-month prepay CreateBackupPlan.
+pub const PREPAY_PLAN: &[(&str, &str)] = &[
+    ("Region", "cn-hangzhou"),
+    ("InstanceClass", "micro"),
+    ("DatabaseType", "MySQL"),
+    ("BackupMethod", "logical"),
+    ("Period", "Month"),
+    ("UsedTime", "1"),
+];
+
+/// The parameters of a postpay CreateBackupPlan.
+pub const POSTPAY_PLAN: &[(&str, &str)] = &[
+    ("Region", "cn-hangzhou"),
+    ("InstanceClass", "small"),
+    ("DatabaseType", "MySQL"),
+    ("BackupMethod", "logical"),
+    ("PayType", "postpay"),
+    ("DatabaseRegion", "cn-hangzhou"),
+    ("StorageRegion", "cn-hangzhou"),
+    ("InstanceType", "RDS"),
+];
+
 /// Creates a postpay plan and returns its id.
 pub async fn create_plan(c: &Client, extra: &[(&str, &str)]) -> String {
-    let mut params = vec![
-        ("Region", "cn-hangzhou"),
-        ("InstanceClass", "small"),
-        ("DatabaseType", "MySQL"),
-        ("BackupMethod", "logical"),
-        ("PayType", "postpay"),
-        ("DatabaseRegion", "cn-hangzhou"),
-        ("StorageRegion", "cn-hangzhou"),
-        ("InstanceType", "RDS"),
-    ];
-    params.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
-    params.extend_from_slice(extra);
-    let r = c.dbs("CreateBackupPlan", &params).await;
+    let r = c
+        .dbs("CreateBackupPlan", &merged(POSTPAY_PLAN, extra))
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["Success"], true, "{}", r.body);
     r.body["BackupPlanId"]
@@ -307,7 +379,7 @@ pub async fn create_plan(c: &Client, extra: &[(&str, &str)]) -> String {
 
 /// Configures a plan with an RDS source.
 pub async fn configure_plan(c: &Client, id: &str, extra: &[(&str, &str)]) -> Resp {
-    let mut params = vec![
+    let params = [
         ("BackupPlanId", id),
         ("BackupPlanName", "nightly"),
         ("SourceEndpointInstanceType", "RDS"),
@@ -319,7 +391,5 @@ pub async fn configure_plan(c: &Client, id: &str, extra: &[(&str, &str)]) -> Res
         ("BackupPeriod", "Monday,Thursday"),
         ("BackupStartTime", "14:22"),
     ];
-    params.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
-    params.extend_from_slice(extra);
-    c.dbs("ConfigureBackupPlan", &params).await
+    c.dbs("ConfigureBackupPlan", &merged(&params, extra)).await
 }

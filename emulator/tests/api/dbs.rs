@@ -15,10 +15,9 @@ async fn configure_sooner_than_delay_fails_with_backup_plan_not_ready() {
     .await;
     let c = Client::new(&emu);
     let id = create_plan(&c, &[]).await;
-    let r = configure_plan(&c, &id, &[]).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.body["Success"], false);
-    assert_eq!(r.body["ErrCode"], "BackupPlanNotReady");
+    configure_plan(&c, &id, &[])
+        .await
+        .assert_dbs_error("BackupPlanNotReady");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = configure_plan(&c, &id, &[]).await;
     assert_eq!(r.body["Success"], true, "{}", r.body);
@@ -37,36 +36,10 @@ async fn configure_sooner_than_delay_fails_with_backup_plan_not_ready() {
 
 #[tokio::test]
 async fn same_client_token_returns_the_same_plan() {
-    let emu = start().await;
-    let c = Client::new(&emu);
-    let a = c
-        .dbs(
-            "CreateBackupPlan",
-            &[
-                ("Region", "cn-hangzhou"),
-                ("InstanceClass", "micro"),
-                ("DatabaseType", "MySQL"),
-                ("BackupMethod", "logical"),
-                ("Period", "Month"),
-                ("UsedTime", "1"),
-                ("ClientToken", "tok-1"),
-            ],
-        )
-        .await;
-    let b = c
-        .dbs(
-            "CreateBackupPlan",
-            &[
-                ("Region", "cn-hangzhou"),
-                ("InstanceClass", "micro"),
-                ("DatabaseType", "MySQL"),
-                ("BackupMethod", "logical"),
-                ("Period", "Month"),
-                ("UsedTime", "1"),
-                ("ClientToken", "tok-1"),
-            ],
-        )
-        .await;
+    let (emu, c) = start_client().await;
+    let params = merged(PREPAY_PLAN, &[("ClientToken", "tok-1")]);
+    let a = c.dbs("CreateBackupPlan", &params).await;
+    let b = c.dbs("CreateBackupPlan", &params).await;
     assert_eq!(a.body["Success"], true, "{}", a.body);
     assert_eq!(a.body["BackupPlanId"], b.body["BackupPlanId"]);
     assert_eq!(a.body["OrderId"], b.body["OrderId"]);
@@ -82,8 +55,7 @@ async fn same_client_token_returns_the_same_plan() {
 
 #[tokio::test]
 async fn plan_status_follows_configure_start_stop_and_precheck() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     let id = create_plan(&c, &[]).await;
     let r = c.dbs("StartBackupPlan", &[("BackupPlanId", &id)]).await;
     assert_eq!(
@@ -167,21 +139,9 @@ async fn plan_status_follows_configure_start_stop_and_precheck() {
 
 #[tokio::test]
 async fn prepay_release_is_refused_and_released_plans_disappear() {
-    let emu = start().await;
-    let c = Client::new(&emu);
-    let prepay = c
-        .dbs(
-            "CreateBackupPlan",
-            &[
-                ("Region", "cn-hangzhou"),
-                ("InstanceClass", "micro"),
-                ("DatabaseType", "MySQL"),
-                ("BackupMethod", "logical"),
-                ("Period", "Year"),
-                ("UsedTime", "1"),
-            ],
-        )
-        .await;
+    let (emu, c) = start_client().await;
+    let yearly = merged(PREPAY_PLAN, &[("Period", "Year")]);
+    let prepay = c.dbs("CreateBackupPlan", &yearly).await;
     let prepay_id = prepay.body["BackupPlanId"]
         .as_str()
         .expect("id")
@@ -189,9 +149,7 @@ async fn prepay_release_is_refused_and_released_plans_disappear() {
     let r = c
         .dbs("ReleaseBackupPlan", &[("BackupPlanId", &prepay_id)])
         .await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.body["Success"], false);
-    assert_eq!(r.body["ErrCode"], "InvalidParameter");
+    r.assert_dbs_error("InvalidParameter");
     assert_eq!(
         r.body["ErrMessage"],
         "This backupPlan can't support this action"
@@ -218,13 +176,8 @@ async fn prepay_release_is_refused_and_released_plans_disappear() {
     let r = c.dbs("ReleaseBackupPlan", &[("BackupPlanId", &id)]).await;
     assert_eq!(r.body["Success"], true, "{}", r.body);
     let r = c.dbs("ReleaseBackupPlan", &[("BackupPlanId", &id)]).await;
-    assert_eq!(
-        (r.body["Success"].clone(), r.body["ErrCode"].clone()),
-        (false.into(), "InvalidJobId".into())
-    );
-    let r = c
-        .dbs("DescribeBackupPlanList", &[("BackupPlanId", &id)])
-        .await;
+    r.assert_dbs_error("InvalidJobId");
+    let r = c.describe_plan(&id).await;
     assert_eq!(r.body["TotalElements"], 0);
     let state = emu.state();
     let released = state["plans"]
@@ -242,8 +195,7 @@ async fn prepay_release_is_refused_and_released_plans_disappear() {
 
 #[tokio::test]
 async fn describe_pages_and_applies_case_quirks() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     let first = create_plan(&c, &[]).await;
     create_plan(&c, &[]).await;
     create_plan(&c, &[]).await;
@@ -276,9 +228,7 @@ async fn describe_pages_and_applies_case_quirks() {
         r.body["Items"]["BackupPlanDetail"].as_array().map(Vec::len),
         Some(1)
     );
-    let r = c
-        .dbs("DescribeBackupPlanList", &[("BackupPlanId", &first)])
-        .await;
+    let r = c.describe_plan(&first).await;
     let d = &r.body["Items"]["BackupPlanDetail"][0];
     assert_eq!(d["SourceEndpointInstanceType"], "rds");
     assert_eq!(d["BackupPeriod"], "MONDAY,THURSDAY");
@@ -289,23 +239,14 @@ async fn describe_pages_and_applies_case_quirks() {
     let r = c
         .dbs("DescribeBackupPlanList", &[("PageSize", "101")])
         .await;
-    assert_eq!(
-        (r.status, r.body["ErrCode"].clone()),
-        (200, "InvalidParameter".into())
-    );
+    r.assert_dbs_error("InvalidParameter");
     let r = c
         .dbs("DescribeBackupPlanList", &[("Region", "cn-beijing")])
         .await;
     assert_eq!(r.body["TotalElements"], 0);
     // Another account sees nothing.
-    let (s, _) = admin(
-        &emu,
-        "POST",
-        "/accounts",
-        Some(serde_json::json!({"accessKeyId": "other", "accessKeySecret": "o"})),
-    )
-    .await;
-    assert_eq!(s, 200);
+    let account = serde_json::json!({"accessKeyId": "other", "accessKeySecret": "o"});
+    admin_ok(&emu, "POST", "/accounts", Some(account)).await;
     let r = c
         .with_key("other", "o", None)
         .dbs("DescribeBackupPlanList", &[])
@@ -316,50 +257,23 @@ async fn describe_pages_and_applies_case_quirks() {
 
 #[tokio::test]
 async fn parameter_errors_are_http_200_success_false() {
-    let emu = start().await;
-    let c = Client::new(&emu);
-    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
-        (
-            "no region",
-            vec![
-                ("InstanceClass", "small"),
-                ("DatabaseType", "MySQL"),
-                ("BackupMethod", "logical"),
-                ("Period", "Month"),
-                ("UsedTime", "1"),
-            ],
-        ),
+    let (emu, c) = start_client().await;
+    let cases = [
+        ("no region", without(PREPAY_PLAN, &["Region"])),
         (
             "bad class",
-            vec![
-                ("Region", "cn-hangzhou"),
-                ("InstanceClass", "huge"),
-                ("DatabaseType", "MySQL"),
-                ("BackupMethod", "logical"),
-                ("Period", "Month"),
-                ("UsedTime", "1"),
-            ],
+            merged(PREPAY_PLAN, &[("InstanceClass", "huge")]),
         ),
         (
             "postpay without regions",
-            vec![
-                ("Region", "cn-hangzhou"),
-                ("InstanceClass", "small"),
-                ("DatabaseType", "MySQL"),
-                ("BackupMethod", "logical"),
-                ("PayType", "postpay"),
-            ],
+            without(
+                POSTPAY_PLAN,
+                &["DatabaseRegion", "StorageRegion", "InstanceType"],
+            ),
         ),
         (
             "used time out of range",
-            vec![
-                ("Region", "cn-hangzhou"),
-                ("InstanceClass", "small"),
-                ("DatabaseType", "MySQL"),
-                ("BackupMethod", "logical"),
-                ("Period", "Year"),
-                ("UsedTime", "6"),
-            ],
+            merged(PREPAY_PLAN, &[("Period", "Year"), ("UsedTime", "6")]),
         ),
     ];
     for (name, params) in cases {
@@ -407,9 +321,6 @@ async fn parameter_errors_are_http_200_success_false() {
     let r = c
         .dbs("StartBackupPlan", &[("BackupPlanId", "dbsnothere")])
         .await;
-    assert_eq!(
-        (r.status, r.body["ErrCode"].clone()),
-        (200, "InvalidJobId".into())
-    );
+    r.assert_dbs_error("InvalidJobId");
     emu.shutdown().await;
 }

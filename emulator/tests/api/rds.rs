@@ -17,6 +17,27 @@ async fn allocate(c: &Client, id: &str, prefix: &str, port: &str) -> Resp {
     .await
 }
 
+/// ModifyDBInstanceConnectionString of rm-test1's `current` to `prefix`, port 3307.
+async fn modify(c: &Client, prefix: &str, current: &str) -> Resp {
+    let params = [
+        ("DBInstanceId", "rm-test1"),
+        ("CurrentConnectionString", current),
+        ("ConnectionStringPrefix", prefix),
+        ("Port", "3307"),
+    ];
+    c.rds("ModifyDBInstanceConnectionString", &params).await
+}
+
+/// ReleaseInstanceConnection of rm-test1's `current`, of the network type `net`.
+async fn release(c: &Client, current: &str, net: &str) -> Resp {
+    let params = [
+        ("DBInstanceId", "rm-test1"),
+        ("CurrentConnectionString", current),
+        ("InstanceNetworkType", net),
+    ];
+    c.rds("ReleaseInstanceConnection", &params).await
+}
+
 async fn status(c: &Client, id: &str) -> String {
     let r = c
         .rds("DescribeDBInstanceAttribute", &[("DBInstanceId", id)])
@@ -29,8 +50,7 @@ async fn status(c: &Client, id: &str) -> String {
 
 #[tokio::test]
 async fn allocate_makes_the_instance_busy_and_busy_instances_refuse_changes() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     let r = allocate(&c, "rm-test1", "app-public", "3306").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["DbInstanceName"], "rm-test1");
@@ -39,48 +59,15 @@ async fn allocate_makes_the_instance_busy_and_busy_instances_refuse_changes() {
         "app-public.mysql.rds.aliyuncs.com"
     );
     assert_eq!(status(&c, "rm-test1").await, "DBInstanceNetTypeChanging");
-    let r = c
-        .rds(
-            "ReleaseInstanceConnection",
-            &[
-                ("DBInstanceId", "rm-test1"),
-                (
-                    "CurrentConnectionString",
-                    "app-public.mysql.rds.aliyuncs.com",
-                ),
-                ("InstanceNetworkType", "0"),
-            ],
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "OperationDenied.DBInstanceStatus")
-    );
-    let r = c
-        .rds(
-            "ModifyDBInstanceConnectionString",
-            &[
-                ("DBInstanceId", "rm-test1"),
-                (
-                    "CurrentConnectionString",
-                    "app-public.mysql.rds.aliyuncs.com",
-                ),
-                ("ConnectionStringPrefix", "app-public-2"),
-                ("Port", "3307"),
-            ],
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "OperationDenied.DBInstanceStatus")
-    );
+    let r = release(&c, "app-public.mysql.rds.aliyuncs.com", "0").await;
+    r.assert_code(400, "OperationDenied.DBInstanceStatus");
+    let r = modify(&c, "app-public-2", "app-public.mysql.rds.aliyuncs.com").await;
+    r.assert_code(400, "OperationDenied.DBInstanceStatus");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(status(&c, "rm-test1").await, "Running");
     let r = allocate(&c, "rm-test1", "another-one", "3306").await;
-    assert_eq!((r.status, r.code()), (400, "NetTypeExists"));
-    let r = c
-        .rds("DescribeDBInstanceNetInfo", &[("DBInstanceId", "rm-test1")])
-        .await;
+    r.assert_code(400, "NetTypeExists");
+    let r = c.net_info("rm-test1").await;
     assert_eq!(r.body["InstanceNetworkType"], "VPC");
     let infos = r.body["DBInstanceNetInfos"]["DBInstanceNetInfo"]
         .as_array()
@@ -100,24 +87,19 @@ async fn allocate_makes_the_instance_busy_and_busy_instances_refuse_changes() {
 
 #[tokio::test]
 async fn prefix_used_by_another_instance_is_404_duplicate() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     assert_eq!(
         allocate(&c, "rm-test1", "shared-name", "3306").await.status,
         200
     );
     let r = allocate(&c, "rm-test2", "shared-name", "3306").await;
-    assert_eq!(
-        (r.status, r.code()),
-        (404, "InvalidConnectionString.Duplicate")
-    );
+    r.assert_code(404, "InvalidConnectionString.Duplicate");
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn allocate_validates_prefix_port_and_instance() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     for (prefix, port, code) in [
         (
             "bad!name",
@@ -137,81 +119,42 @@ async fn allocate_validates_prefix_port_and_instance() {
         assert_eq!((r.status, r.code()), (400, code), "{prefix}:{port}");
     }
     let r = allocate(&c, "rm-nope", "goodname", "3306").await;
-    assert_eq!((r.status, r.code()), (400, "InvalidDBInstanceId.NotFound"));
+    r.assert_code(400, "InvalidDBInstanceId.NotFound");
     let r = c
         .rds(
             "AllocateInstancePublicConnection",
             &[("DBInstanceId", "rm-test1")],
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "MissingParameter"));
+    r.assert_code(400, "MissingParameter");
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn modify_and_release_follow_documented_errors() {
-    let emu = start().await;
-    let c = Client::new(&emu);
-    let (s, _) = admin(
+    let (emu, c) = start_client().await;
+    let endpoint = serde_json::json!({"connectionStringPrefix": "pub-ep", "port": 3306});
+    admin_ok(
         &emu,
         "POST",
         "/instances/rm-test1/connections",
-        Some(serde_json::json!({"connectionStringPrefix": "pub-ep", "port": 3306})),
+        Some(endpoint),
     )
     .await;
-    assert_eq!(s, 200);
-    let modify = |prefix: &'static str, current: &'static str| {
-        let c = c.clone();
-        async move {
-            c.rds(
-                "ModifyDBInstanceConnectionString",
-                &[
-                    ("DBInstanceId", "rm-test1"),
-                    ("CurrentConnectionString", current),
-                    ("ConnectionStringPrefix", prefix),
-                    ("Port", "3307"),
-                ],
-            )
-            .await
-        }
-    };
-    let r = modify("short", "pub-ep.mysql.rds.aliyuncs.com").await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "InvalidConnectionString.Format")
-    );
-    let r = modify("longenough", "nope.mysql.rds.aliyuncs.com").await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "InvalidConnectionString.NotFound")
-    );
-    let r = modify("rm-test2-internal", "pub-ep.mysql.rds.aliyuncs.com").await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "InvalidConnectionString.Duplicate")
-    );
-    let r = modify("longenough", "pub-ep.mysql.rds.aliyuncs.com").await;
+    let r = modify(&c, "short", "pub-ep.mysql.rds.aliyuncs.com").await;
+    r.assert_code(400, "InvalidConnectionString.Format");
+    let r = modify(&c, "longenough", "nope.mysql.rds.aliyuncs.com").await;
+    r.assert_code(400, "InvalidConnectionString.NotFound");
+    let r = modify(&c, "rm-test2-internal", "pub-ep.mysql.rds.aliyuncs.com").await;
+    r.assert_code(400, "InvalidConnectionString.Duplicate");
+    let r = modify(&c, "longenough", "pub-ep.mysql.rds.aliyuncs.com").await;
     assert_eq!(r.status, 200, "{}", r.body);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let release = |current: &'static str, net: &'static str| {
-        let c = c.clone();
-        async move {
-            c.rds(
-                "ReleaseInstanceConnection",
-                &[
-                    ("DBInstanceId", "rm-test1"),
-                    ("CurrentConnectionString", current),
-                    ("InstanceNetworkType", net),
-                ],
-            )
-            .await
-        }
-    };
-    let r = release("longenough.mysql.rds.aliyuncs.com", "2").await;
-    assert_eq!((r.status, r.code()), (400, "InvalidParameter"));
-    let r = release("gone.mysql.rds.aliyuncs.com", "0").await;
-    assert_eq!((r.status, r.code()), (404, "Endpoint.NotFound"));
-    let r = release("longenough.mysql.rds.aliyuncs.com", "0").await;
+    let r = release(&c, "longenough.mysql.rds.aliyuncs.com", "2").await;
+    r.assert_code(400, "InvalidParameter");
+    let r = release(&c, "gone.mysql.rds.aliyuncs.com", "0").await;
+    r.assert_code(404, "Endpoint.NotFound");
+    let r = release(&c, "longenough.mysql.rds.aliyuncs.com", "0").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = c
         .rds(
@@ -222,7 +165,7 @@ async fn modify_and_release_follow_documented_errors() {
             ],
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "MissingParameter"));
+    r.assert_code(400, "MissingParameter");
     let state = emu.state();
     assert_eq!(
         state["instances"][0]["connections"]
@@ -235,35 +178,20 @@ async fn modify_and_release_follow_documented_errors() {
 
 #[tokio::test]
 async fn forced_and_deleted_instances_are_reported() {
-    let emu = start().await;
-    let c = Client::new(&emu);
-    let (s, _) = admin(
-        &emu,
-        "PUT",
-        "/instances/rm-test1",
-        Some(serde_json::json!({"status": "Rebooting"})),
-    )
-    .await;
-    assert_eq!(s, 200);
+    let (emu, c) = start_client().await;
+    let rebooting = serde_json::json!({"status": "Rebooting"});
+    admin_ok(&emu, "PUT", "/instances/rm-test1", Some(rebooting)).await;
     let r = allocate(&c, "rm-test1", "goodname", "3306").await;
-    assert_eq!((r.status, r.code()), (400, "IncorrectDBInstanceState"));
+    r.assert_code(400, "IncorrectDBInstanceState");
     assert_eq!(status(&c, "rm-test1").await, "Rebooting");
-    admin(
-        &emu,
-        "PUT",
-        "/instances/rm-test1",
-        Some(serde_json::json!({"status": "Running"})),
-    )
-    .await;
+    let running = serde_json::json!({"status": "Running"});
+    admin(&emu, "PUT", "/instances/rm-test1", Some(running)).await;
     assert_eq!(
         allocate(&c, "rm-test1", "goodname", "3306").await.status,
         200
     );
-    let (s, _) = admin(&emu, "DELETE", "/instances/rm-test2", None).await;
-    assert_eq!(s, 200);
-    let r = c
-        .rds("DescribeDBInstanceNetInfo", &[("DBInstanceId", "rm-test2")])
-        .await;
-    assert_eq!((r.status, r.code()), (400, "InvalidDBInstanceId.NotFound"));
+    admin_ok(&emu, "DELETE", "/instances/rm-test2", None).await;
+    let r = c.net_info("rm-test2").await;
+    r.assert_code(400, "InvalidDBInstanceId.NotFound");
     emu.shutdown().await;
 }

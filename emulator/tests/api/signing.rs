@@ -52,8 +52,7 @@ fn test_signer_reproduces_official_v2_vector() {
 
 #[tokio::test]
 async fn v3_signed_form_post_and_query_get_are_accepted() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     let r = c
         .dbs(
             "DescribeBackupPlanList",
@@ -75,8 +74,7 @@ async fn v3_signed_form_post_and_query_get_are_accepted() {
 
 #[tokio::test]
 async fn v2_signed_request_is_accepted() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     let r = c
         .call_v2(
             RDS,
@@ -97,36 +95,25 @@ async fn v2_signed_request_is_accepted() {
             &[("DBInstanceId", "rm-test1")],
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "SignatureDoesNotMatch"));
+    r.assert_code(400, "SignatureDoesNotMatch");
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn param_changed_after_signing_is_signature_does_not_match() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     let query = canonical(&owned(&[("DBInstanceId", "rm-test1")]));
     let headers = c.v3_headers("GET", RDS, "DescribeDBInstanceNetInfo", &query, b"", false);
     let tampered = canonical(&owned(&[("DBInstanceId", "rm-test2")]));
     let r = c.send("GET", &tampered, &headers, Vec::new()).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "SignatureDoesNotMatch"),
-        "{}",
-        r.body
-    );
+    r.assert_code(400, "SignatureDoesNotMatch");
     // A body changed after signing no longer matches x-acs-content-sha256.
     let body = canonical(&owned(&[("DBInstanceId", "rm-test1")])).into_bytes();
     let headers = c.v3_headers("POST", RDS, "DescribeDBInstanceNetInfo", "", &body, true);
     let r = c
         .send("POST", "", &headers, b"DBInstanceId=rm-test2".to_vec())
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "SignatureDoesNotMatch"),
-        "{}",
-        r.body
-    );
+    r.assert_code(400, "SignatureDoesNotMatch");
     let state = emu.state();
     let calls = state["calls"].as_array().expect("calls");
     assert!(
@@ -142,7 +129,7 @@ async fn unknown_access_key_is_404_invalid_access_key_id_not_found() {
     let emu = start().await;
     let c = Client::new(&emu).with_key("nobody", "x", None);
     let r = c.dbs("DescribeBackupPlanList", &[]).await;
-    assert_eq!((r.status, r.code()), (404, "InvalidAccessKeyId.NotFound"));
+    r.assert_code(404, "InvalidAccessKeyId.NotFound");
     for key in ["RequestId", "HostId", "Code", "Message", "Recommend"] {
         assert!(r.body.get(key).is_some(), "missing {key} in {}", r.body);
     }
@@ -151,8 +138,7 @@ async fn unknown_access_key_is_404_invalid_access_key_id_not_found() {
 
 #[tokio::test]
 async fn reused_nonce_stale_date_and_missing_signature_are_rejected() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     let headers = c.v3_headers(
         "GET",
         RDS,
@@ -168,7 +154,7 @@ async fn reused_nonce_stale_date_and_missing_signature_are_rejected() {
     let again = c
         .send("GET", "DBInstanceId=rm-test1", &headers, Vec::new())
         .await;
-    assert_eq!((again.status, again.code()), (400, "SignatureNonceUsed"));
+    again.assert_code(400, "SignatureNonceUsed");
 
     // x-acs-date 20 minutes in the past, correctly signed.
     let mut headers = c.v3_headers("GET", RDS, "DescribeDBInstanceNetInfo", "", b"", false);
@@ -187,14 +173,14 @@ async fn reused_nonce_stale_date_and_missing_signature_are_rejected() {
         format!("ACS3-HMAC-SHA256 Credential={AK},SignedHeaders={signed},Signature={sig}"),
     ));
     let r = c.send("GET", "", &headers, Vec::new()).await;
-    assert_eq!((r.status, r.code()), (400, "InvalidTimeStamp.Expired"));
+    r.assert_code(400, "InvalidTimeStamp.Expired");
 
     let unsigned = owned(&[
         ("x-acs-action", "DescribeBackupPlanList"),
         ("x-acs-version", DBS),
     ]);
     let r = c.send("POST", "", &unsigned, Vec::new()).await;
-    assert_eq!((r.status, r.code()), (400, "MissingParameter"));
+    r.assert_code(400, "MissingParameter");
     let r = c
         .send(
             "POST",
@@ -210,17 +196,16 @@ async fn reused_nonce_stale_date_and_missing_signature_are_rejected() {
             Vec::new(),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "IncompleteSignature"));
+    r.assert_code(400, "IncompleteSignature");
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn unknown_action_is_invalid_action_not_found() {
-    let emu = start().await;
-    let c = Client::new(&emu);
+    let (emu, c) = start_client().await;
     let r = c.dbs("DescribeEverything", &[]).await;
-    assert_eq!((r.status, r.code()), (400, "InvalidAction.NotFound"));
+    r.assert_code(400, "InvalidAction.NotFound");
     let r = c.call("1999-01-01", "DescribeBackupPlanList", &[]).await;
-    assert_eq!((r.status, r.code()), (400, "InvalidParameter"));
+    r.assert_code(400, "InvalidParameter");
     emu.shutdown().await;
 }

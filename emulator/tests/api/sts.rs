@@ -20,12 +20,8 @@ fn jwt(claims: Value) -> String {
     )
 }
 
-async fn assume(
-    emu: &alicloud_emulator::Emulator,
-    token: &str,
-    extra: &[(&str, &str)],
-) -> (u16, Value) {
-    let mut form = vec![
+async fn assume(emu: &alicloud_emulator::Emulator, token: &str, extra: &[(&str, &str)]) -> Resp {
+    let form = [
         ("Action", "AssumeRoleWithOIDC"),
         ("Version", STS),
         ("Format", "JSON"),
@@ -34,18 +30,9 @@ async fn assume(
         ("OIDCToken", token),
         ("RoleSessionName", "op-session"),
     ];
-    form.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
-    form.extend_from_slice(extra);
-    let body = canonical(&owned(&form));
-    let resp = reqwest::Client::new()
-        .post(format!("{}/", emu.url()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .expect("sts call");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.expect("json"))
+    let body = canonical(&owned(&merged(&form, extra))).into_bytes();
+    let headers = owned(&[("content-type", "application/x-www-form-urlencoded")]);
+    Client::new(emu).send("POST", "", &headers, body).await
 }
 
 fn valid_token() -> String {
@@ -58,7 +45,7 @@ fn valid_token() -> String {
 #[tokio::test]
 async fn oidc_credentials_sign_dbs_calls_with_their_security_token() {
     let emu = start().await;
-    let (status, body) = assume(&emu, &valid_token(), &[]).await;
+    let Resp { status, body } = assume(&emu, &valid_token(), &[]).await;
     assert_eq!(status, 200, "{body}");
     let cred = &body["Credentials"];
     let ak = cred["AccessKeyId"].as_str().expect("ak");
@@ -93,30 +80,21 @@ async fn oidc_credentials_sign_dbs_calls_with_their_security_token() {
         .with_key(ak, secret, None)
         .dbs("DescribeBackupPlanList", &[])
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "InvalidSecurityToken.Malformed")
-    );
+    r.assert_code(400, "InvalidSecurityToken.Malformed");
     let r = base
         .with_key(ak, secret, Some("CAISwrong"))
         .dbs("DescribeBackupPlanList", &[])
         .await;
-    assert_eq!((r.status, r.code()), (403, "InvalidSecurityToken.Mismatch"));
+    r.assert_code(403, "InvalidSecurityToken.Mismatch");
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn expired_sts_credentials_are_rejected() {
     let emu = start().await;
-    let (s, _) = admin(
-        &emu,
-        "PUT",
-        "/settings",
-        Some(json!({"stsMaxDurationSeconds": 1})),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let (status, body) = assume(&emu, &valid_token(), &[("DurationSeconds", "900")]).await;
+    let settings = json!({"stsMaxDurationSeconds": 1});
+    admin_ok(&emu, "PUT", "/settings", Some(settings)).await;
+    let Resp { status, body } = assume(&emu, &valid_token(), &[("DurationSeconds", "900")]).await;
     assert_eq!(status, 200, "{body}");
     let cred = &body["Credentials"];
     let c = Client::new(&emu).with_key(
@@ -126,33 +104,25 @@ async fn expired_sts_credentials_are_rejected() {
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let r = c.dbs("DescribeBackupPlanList", &[]).await;
-    assert_eq!((r.status, r.code()), (403, "InvalidSecurityToken.Expired"));
+    r.assert_code(403, "InvalidSecurityToken.Expired");
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn bad_oidc_requests_are_rejected() {
     let emu = start().await;
-    let (s, b) = assume(&emu, "not-a-jwt", &[]).await;
-    assert_eq!(
-        (s, b["Code"].clone()),
-        (400, "InvalidParameter.OIDCToken".into())
-    );
+    assume(&emu, "not-a-jwt", &[])
+        .await
+        .assert_code(400, "InvalidParameter.OIDCToken");
     let expired = jwt(json!({"sub": "x", "exp": chrono::Utc::now().timestamp() - 10}));
-    let (s, b) = assume(&emu, &expired, &[]).await;
-    assert_eq!(
-        (s, b["Code"].clone()),
-        (400, "AuthenticationFail.OIDCToken.Expired".into())
-    );
-    let (s, b) = assume(&emu, &valid_token(), &[("DurationSeconds", "100")]).await;
-    assert_eq!(
-        (s, b["Code"].clone()),
-        (400, "InvalidParameter.DurationSeconds".into())
-    );
-    let (s, b) = assume(&emu, &valid_token(), &[("RoleSessionName", "bad name!")]).await;
-    assert_eq!(
-        (s, b["Code"].clone()),
-        (400, "InvalidParameter.RoleSessionName".into())
-    );
+    assume(&emu, &expired, &[])
+        .await
+        .assert_code(400, "AuthenticationFail.OIDCToken.Expired");
+    assume(&emu, &valid_token(), &[("DurationSeconds", "100")])
+        .await
+        .assert_code(400, "InvalidParameter.DurationSeconds");
+    assume(&emu, &valid_token(), &[("RoleSessionName", "bad name!")])
+        .await
+        .assert_code(400, "InvalidParameter.RoleSessionName");
     emu.shutdown().await;
 }
