@@ -87,6 +87,22 @@ pub struct Metrics {
     censuses: Mutex<Vec<(&'static str, Census)>>,
 }
 
+/// `metric`, registered in `registry` under `name`.
+fn registered<M: prometheus_client::registry::Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// A family of latency histograms.
+fn histograms<L: Clone + std::hash::Hash + Eq>() -> HistogramFamily<L> {
+    Family::new_with_constructor(latency_histogram)
+}
+
 fn latency_histogram() -> Histogram {
     // 5 ms … ~41 s.
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
@@ -107,84 +123,71 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// A registry with every family registered and no samples yet.
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let reconcile_total = Family::<ReconcileLabels, Counter>::default();
-        // The encoder appends `_total` to counters.
-        registry.register(
-            "controller_runtime_reconcile",
-            "Total number of reconciliations per controller and result",
-            reconcile_total.clone(),
-        );
-        let reconcile_errors = Family::<ControllerLabels, Counter>::default();
-        registry.register(
-            "controller_runtime_reconcile_errors",
-            "Total number of reconciliation errors per controller",
-            reconcile_errors.clone(),
-        );
-        let reconcile_time: HistogramFamily<ControllerLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register(
-            "controller_runtime_reconcile_time_seconds",
-            "Length of time per reconciliation per controller",
-            reconcile_time.clone(),
-        );
-        let max_concurrent = Family::<ControllerLabels, Gauge>::default();
-        registry.register(
-            "controller_runtime_max_concurrent_reconciles",
-            "Maximum number of concurrent reconciles per controller",
-            max_concurrent.clone(),
-        );
-        let active_workers = Family::<ControllerLabels, Gauge>::default();
-        registry.register(
-            "controller_runtime_active_workers",
-            "Number of currently used workers per controller",
-            active_workers.clone(),
-        );
-        let api_requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "alicloud_api_requests",
-            "HTTP requests sent to Alibaba Cloud, by product, action and result code \
-             (Success, the cloud's error code, or the client's classification)",
-            api_requests.clone(),
-        );
-        let api_duration: HistogramFamily<ActionLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register(
-            "alicloud_api_request_duration_seconds",
-            "Duration of HTTP requests to Alibaba Cloud, by product and action",
-            api_duration.clone(),
-        );
-        let limiter_wait: HistogramFamily<LimiterLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register(
-            "alicloud_ratelimiter_wait_seconds",
-            "Time calls waited in the client-side rate limiter before being sent, by action",
-            limiter_wait.clone(),
-        );
-        let resources = Family::<ResourceLabels, Gauge>::default();
-        registry.register(
-            "alicloud_db_operator_resources",
-            "Objects the operator manages, by kind and Ready condition",
-            resources.clone(),
-        );
-        let leader = Family::<LeaseLabels, Gauge>::default();
-        registry.register(
-            "leader_election_master_status",
-            "1 while this replica holds the leader-election Lease, else 0",
-            leader.clone(),
-        );
+        let mut r = Registry::default();
         Self {
-            registry,
-            reconcile_total,
-            reconcile_errors,
-            reconcile_time,
-            max_concurrent,
-            active_workers,
-            api_requests,
-            api_duration,
-            limiter_wait,
-            resources,
-            leader,
+            // The encoder appends `_total` to counters.
+            reconcile_total: registered(
+                &mut r,
+                "controller_runtime_reconcile",
+                "Total number of reconciliations per controller and result",
+                Family::default(),
+            ),
+            reconcile_errors: registered(
+                &mut r,
+                "controller_runtime_reconcile_errors",
+                "Total number of reconciliation errors per controller",
+                Family::default(),
+            ),
+            reconcile_time: registered(
+                &mut r,
+                "controller_runtime_reconcile_time_seconds",
+                "Length of time per reconciliation per controller",
+                histograms(),
+            ),
+            max_concurrent: registered(
+                &mut r,
+                "controller_runtime_max_concurrent_reconciles",
+                "Maximum number of concurrent reconciles per controller",
+                Family::default(),
+            ),
+            active_workers: registered(
+                &mut r,
+                "controller_runtime_active_workers",
+                "Number of currently used workers per controller",
+                Family::default(),
+            ),
+            api_requests: registered(
+                &mut r,
+                "alicloud_api_requests",
+                "HTTP requests sent to Alibaba Cloud, by product, action and result code \
+                 (Success, the cloud's error code, or the client's classification)",
+                Family::default(),
+            ),
+            api_duration: registered(
+                &mut r,
+                "alicloud_api_request_duration_seconds",
+                "Duration of HTTP requests to Alibaba Cloud, by product and action",
+                histograms(),
+            ),
+            limiter_wait: registered(
+                &mut r,
+                "alicloud_ratelimiter_wait_seconds",
+                "Time calls waited in the client-side rate limiter before being sent, by action",
+                histograms(),
+            ),
+            resources: registered(
+                &mut r,
+                "alicloud_db_operator_resources",
+                "Objects the operator manages, by kind and Ready condition",
+                Family::default(),
+            ),
+            leader: registered(
+                &mut r,
+                "leader_election_master_status",
+                "1 while this replica holds the leader-election Lease, else 0",
+                Family::default(),
+            ),
+            registry: r,
             censuses: Mutex::default(),
         }
     }

@@ -1,50 +1,27 @@
 //! Table tests of the pure decisions.
 
 use super::*;
-use crate::crd::{
-    BackupMethod, BackupObject, BackupSchedule, BackupSource, DatabaseType, InstanceClass,
-    Retention, SourceInstanceType, SubscriptionPeriod, Weekday,
-};
+use crate::crd::{BackupMethod, BackupObject, Retention, SourceInstanceType, SubscriptionPeriod};
 
 fn ts(s: i64) -> Timestamp {
     Timestamp::from_second(s).expect("valid timestamp")
 }
 
 fn spec() -> BackupPlanSpec {
-    BackupPlanSpec {
-        region: "cn-hangzhou".into(),
-        database_type: DatabaseType::MySQL,
-        instance_class: InstanceClass::Micro,
-        backup_method: BackupMethod::Logical,
-        pay_type: PayType::PayAsYouGo,
-        period: None,
-        used_time: None,
-        source: BackupSource {
-            instance_type: SourceInstanceType::RDS,
-            region: Some("cn-shanghai".into()),
-            instance_id: Some("rm-abc".into()),
-            host: None,
-            port: None,
-            database_name: None,
-            user_name: Some("backup".into()),
-            password_secret_ref: None,
-            oracle_sid: None,
-            backup_gateway_id: None,
+    serde_json::from_value(serde_json::json!({
+        "region": "cn-hangzhou",
+        "databaseType": "MySQL",
+        "instanceClass": "micro",
+        "backupMethod": "logical",
+        "source": {
+            "instanceType": "RDS",
+            "region": "cn-shanghai",
+            "instanceId": "rm-abc",
+            "userName": "backup",
         },
-        backup_objects: vec![],
-        schedule: Some(BackupSchedule {
-            weekdays: vec![Weekday::Thursday, Weekday::Monday],
-            start_time: "14:22".into(),
-        }),
-        retention: None,
-        storage: None,
-        enable_backup_log: false,
-        backup_log_interval_seconds: None,
-        plan_name: None,
-        deletion_policy: DeletionPolicy::Delete,
-        credentials_ref: None,
-        backup_plan_id: None,
-    }
+        "schedule": {"weekdays": ["Thursday", "Monday"], "startTime": "14:22"},
+    }))
+    .expect("a valid spec")
 }
 
 fn running() -> BackupPlanDetail {

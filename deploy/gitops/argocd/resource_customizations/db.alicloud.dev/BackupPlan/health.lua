@@ -35,6 +35,13 @@ local function describe(condition)
   return reason
 end
 
+-- The health to return.
+local function health(status, message)
+  hs.status = status
+  hs.message = message
+  return hs
+end
+
 local observe = "the object"
 if generation ~= nil then
   observe = "generation " .. generation
@@ -53,33 +60,23 @@ if metadata.deletionTimestamp ~= nil then
 end
 
 if metadata.annotations ~= nil and metadata.annotations["db.alicloud.dev/paused"] == "true" then
-  hs.status = "Suspended"
-  hs.message = "paused by annotation db.alicloud.dev/paused: the operator makes no cloud calls for it"
-  return hs
+  return health("Suspended", "paused by annotation db.alicloud.dev/paused: the operator makes no cloud calls for it")
 end
 
 if status.observedGeneration == nil or (generation ~= nil and status.observedGeneration ~= generation) then
-  hs.status = "Progressing"
-  hs.message = "waiting for the operator to observe " .. observe
-  return hs
+  return health("Progressing", "waiting for the operator to observe " .. observe)
 end
 
 if is_true(current.Stalled) then
-  hs.status = "Degraded"
-  hs.message = describe(current.Stalled)
-  return hs
+  return health("Degraded", describe(current.Stalled))
 end
 
 if is_true(current.Reconciling) then
-  hs.status = "Progressing"
-  hs.message = describe(current.Reconciling)
-  return hs
+  return health("Progressing", describe(current.Reconciling))
 end
 
 if current.Ready == nil then
-  hs.status = "Progressing"
-  hs.message = "waiting for the operator to report Ready for " .. observe
-  return hs
+  return health("Progressing", "waiting for the operator to report Ready for " .. observe)
 end
 
 if is_true(current.Ready) then
