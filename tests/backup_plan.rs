@@ -130,8 +130,8 @@ async fn create_configures_five_seconds_after_create_then_runs() {
     assert!(status.last_sync_time.is_some());
     assert_eq!(status.observed_generation, obj.metadata.generation);
 
-    let create = w.calls("CreateBackupPlan").await;
-    let configure = w.calls("ConfigureBackupPlan").await;
+    let create = w.calls("CreateBackupPlan");
+    let configure = w.calls("ConfigureBackupPlan");
     assert_eq!(create.len(), 1, "one CreateBackupPlan: {create:?}");
     let created_ms = create[0].time_ms;
     assert!(!configure.is_empty(), "ConfigureBackupPlan was called");
@@ -144,7 +144,6 @@ async fn create_configures_five_seconds_after_create_then_runs() {
     }
     assert!(
         w.calls("StartBackupPlan")
-            .await
             .iter()
             .any(|c| c.outcome == "Success")
     );
@@ -153,7 +152,7 @@ async fn create_configures_five_seconds_after_create_then_runs() {
         .calls_with_outcome("BackupPlanNotReady")
         .count();
     assert_eq!(not_ready, 0, "no BackupPlanNotReady outcome");
-    let plan = w.plan_at_dbs(&id).await;
+    let plan = w.plan_at_dbs(&id);
     assert_eq!(plan.status, "running");
     assert_eq!(plan.name, format!("{}-orders", w.ns));
     assert_eq!(plan.pay_type, "postpay");
@@ -203,11 +202,10 @@ async fn schedule_change_modifies_strategy_and_returns_ready() {
     }));
     assert!(
         w.calls("ModifyBackupStrategy")
-            .await
             .iter()
             .any(|c| c.outcome == "Success")
     );
-    let plan = w.plan_at_dbs(&id).await;
+    let plan = w.plan_at_dbs(&id);
     assert_eq!(plan.backup_period.as_deref(), Some("Tuesday,Saturday"));
     assert_eq!(plan.backup_start_time.as_deref(), Some("03:30"));
 }
@@ -222,10 +220,7 @@ async fn log_interval_change_modifies_strategy_and_returns_ready() {
     };
     create(&w, "logs", physical).await;
     let id = plan_id(&ready(&w, "logs").await);
-    assert_eq!(
-        w.plan_at_dbs(&id).await.backup_log_interval_seconds,
-        Some(300)
-    );
+    assert_eq!(w.plan_at_dbs(&id).backup_log_interval_seconds, Some(300));
 
     let patch = json!({"spec": {"backupLogIntervalSeconds": 600}});
     let changed: BackupPlan = w.patch("logs", patch).await;
@@ -234,14 +229,11 @@ async fn log_interval_change_modifies_strategy_and_returns_ready() {
             && o.status.as_ref().and_then(|s| s.observed_generation) == changed.metadata.generation
     })
     .await;
-    assert_eq!(
-        w.plan_at_dbs(&id).await.backup_log_interval_seconds,
-        Some(600)
-    );
+    assert_eq!(w.plan_at_dbs(&id).backup_log_interval_seconds, Some(600));
     // DBS does not report the interval, so it is compared with what the status recorded. A
     // resync whose status write lands while the spec patch is being acted upon can leave the
     // next reconcile with a cached status from before the Modify: at most one repeat.
-    let modified = w.calls("ModifyBackupStrategy").await.len();
+    let modified = w.calls("ModifyBackupStrategy").len();
     assert!(
         (1..=2).contains(&modified),
         "{modified} ModifyBackupStrategy calls"
@@ -265,7 +257,7 @@ async fn out_of_band_schedule_change_is_reverted_after_resync() {
         "the drift to be corrected",
         Duration::from_secs(90),
         || async {
-            let period = w.plan_at_dbs(&id).await.backup_period;
+            let period = w.plan_at_dbs(&id).backup_period;
             (period.as_deref() == Some("Monday,Thursday"))
                 .then_some(())
                 .ok_or(format!("backupPeriod {period:?}"))
@@ -274,7 +266,6 @@ async fn out_of_band_schedule_change_is_reverted_after_resync() {
     .await;
     assert!(
         w.calls("ModifyBackupStrategy")
-            .await
             .iter()
             .any(|c| c.outcome == "Success")
     );
@@ -294,9 +285,9 @@ async fn steady_state_uses_one_sweep_per_resync_not_one_describe_per_object() {
     // completed; then count describes over three resync periods.
     let mark = w.reconcile_mark().await;
     w.wait_reconciled_since(mark, "every plan Ready").await;
-    let before = w.calls("DescribeBackupPlanList").await.len();
+    let before = w.calls("DescribeBackupPlanList").len();
     tokio::time::sleep(Duration::from_secs(9)).await;
-    let describes = w.calls("DescribeBackupPlanList").await.len() - before;
+    let describes = w.calls("DescribeBackupPlanList").len() - before;
     assert!(
         describes <= 5,
         "{describes} DescribeBackupPlanList calls for 4 objects over 3 resync periods"
@@ -326,14 +317,14 @@ async fn plan_deleted_out_of_band_stalls_and_is_not_recreated() {
     w.wait_reconciled_since(mark, "the plan was found missing")
         .await;
     assert_eq!(
-        w.calls("CreateBackupPlan").await.len(),
+        w.calls("CreateBackupPlan").len(),
         1,
         "no second CreateBackupPlan"
     );
 
     // Deleting the object of a plan already gone completes.
     delete_and_wait(&w, "vanished").await;
-    assert_eq!(w.calls("CreateBackupPlan").await.len(), 1);
+    assert_eq!(w.calls("CreateBackupPlan").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -350,7 +341,7 @@ async fn deletion_releases_the_plan() {
     );
     let id = plan_id(&obj);
     delete_and_wait(&w, "doomed").await;
-    assert_eq!(w.plan_at_dbs(&id).await.status, "released");
+    assert_eq!(w.plan_at_dbs(&id).status, "released");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -363,8 +354,8 @@ async fn deletion_with_retain_leaves_the_plan_running() {
     create(&w, "kept", retained).await;
     let id = plan_id(&ready(&w, "kept").await);
     delete_and_wait(&w, "kept").await;
-    assert_eq!(w.plan_at_dbs(&id).await.status, "running");
-    assert!(w.calls("ReleaseBackupPlan").await.is_empty());
+    assert_eq!(w.plan_at_dbs(&id).status, "running");
+    assert!(w.calls("ReleaseBackupPlan").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -378,10 +369,10 @@ async fn deleting_a_subscription_plan_stops_it_and_warns_billing_continues() {
     };
     create(&w, "prepaid", sub).await;
     let id = plan_id(&ready(&w, "prepaid").await);
-    assert_eq!(w.plan_at_dbs(&id).await.pay_type, "prepay");
+    assert_eq!(w.plan_at_dbs(&id).pay_type, "prepay");
     delete_and_wait(&w, "prepaid").await;
-    assert_eq!(w.plan_at_dbs(&id).await.status, "pause");
-    assert!(w.calls("ReleaseBackupPlan").await.is_empty());
+    assert_eq!(w.plan_at_dbs(&id).status, "pause");
+    assert!(w.calls("ReleaseBackupPlan").is_empty());
     let events = w
         .expect_event("prepaid", "Warning", "SubscriptionNotReleased")
         .await;
@@ -399,7 +390,7 @@ async fn paused_object_makes_no_cloud_calls_and_deletes_without_them() {
     let id = plan_id(&ready(&w, "sleepy").await);
 
     pause(&w, "sleepy").await;
-    let calls = w.call_count().await;
+    let calls = w.call_count();
 
     // A spec change while paused is not acted upon: once a reconcile that started after the
     // change has completed (and a short margin), no call was made.
@@ -408,15 +399,15 @@ async fn paused_object_makes_no_cloud_calls_and_deletes_without_them() {
     w.patch::<BackupPlan>("sleepy", patch).await;
     w.wait_reconciled_since(mark, "the spec change").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(w.call_count().await, calls, "no cloud call while paused");
+    assert_eq!(w.call_count(), calls, "no cloud call while paused");
 
     delete_and_wait(&w, "sleepy").await;
     assert_eq!(
-        w.call_count().await,
+        w.call_count(),
         calls,
         "deleting a paused object makes no cloud call"
     );
-    assert_eq!(w.plan_at_dbs(&id).await.status, "running");
+    assert_eq!(w.plan_at_dbs(&id).status, "running");
     w.expect_event("sleepy", "Warning", "DeletedWhilePaused")
         .await;
 }
@@ -478,7 +469,7 @@ async fn overlong_default_plan_name_stalls_without_cloud_calls() {
         })
         .await;
     assert!(condition(&obj, "Stalled").is_some_and(|c| c.message.contains("spec.planName")));
-    assert_eq!(w.call_count().await, 0);
+    assert_eq!(w.call_count(), 0);
     delete_and_wait(&w, name).await;
 }
 
@@ -493,7 +484,7 @@ async fn missing_password_secret_stalls_without_creating() {
     create(&w, "nosecret", s).await;
     w.wait_condition::<BackupPlan>("nosecret", "Stalled", "SecretNotUsable")
         .await;
-    assert!(w.calls("CreateBackupPlan").await.is_empty());
+    assert!(w.calls("CreateBackupPlan").is_empty());
     delete_and_wait(&w, "nosecret").await;
 }
 
@@ -509,7 +500,7 @@ async fn rotated_password_is_sent_again_promptly() {
         "the password to be re-applied",
         Duration::from_secs(20),
         || async {
-            let calls = w.calls("ModifyBackupSourceEndpoint").await;
+            let calls = w.calls("ModifyBackupSourceEndpoint");
             calls
                 .iter()
                 .any(|c| c.outcome == "Success")
@@ -535,11 +526,11 @@ async fn restart_after_create_does_not_duplicate() {
             .is_none(),
         "the id never reached the status"
     );
-    assert_eq!(w.plans_at_dbs().await.len(), 1, "the plan exists at DBS");
+    assert_eq!(w.plans_at_dbs().len(), 1, "the plan exists at DBS");
 
     let _second = w.operator("bp-crash-2", None);
     let obj = ready(&w, "survivor").await;
-    let plans = w.plans_at_dbs().await;
+    let plans = w.plans_at_dbs();
     assert_eq!(plans.len(), 1, "exactly one plan: {plans:#?}");
     assert_eq!(plans[0].backup_plan_id, plan_id(&obj).as_str());
     assert_eq!(plans[0].status, "running");
@@ -568,7 +559,7 @@ async fn deletion_after_a_lost_create_answer_releases_the_plan_created() {
         status.client_token.is_some(),
         "the ClientToken was persisted before the call"
     );
-    let plans = w.plans_at_dbs().await;
+    let plans = w.plans_at_dbs();
     assert_eq!(plans.len(), 1, "the plan exists at DBS: {plans:#?}");
     let created_id = plans[0].backup_plan_id.clone();
 
@@ -576,7 +567,7 @@ async fn deletion_after_a_lost_create_answer_releases_the_plan_created() {
     w.delete::<BackupPlan>("orphan-candidate").await;
     let _second = w.operator("bp-crash-delete-2", None);
     w.wait_gone::<BackupPlan>("orphan-candidate").await;
-    let plans = w.plans_at_dbs().await;
+    let plans = w.plans_at_dbs();
     assert_eq!(plans.len(), 1, "no second plan: {plans:#?}");
     assert_eq!(plans[0].backup_plan_id, created_id.as_str());
     assert_eq!(plans[0].status, "released", "{plans:#?}");
@@ -601,12 +592,12 @@ async fn an_adopted_subscription_plan_is_stopped_not_released_whatever_the_spec_
     create(&w, "adopter", adopter).await;
     ready(&w, "adopter").await;
     delete_and_wait(&w, "adopter").await;
-    assert_eq!(w.plan_at_dbs(&id).await.status, "pause");
+    assert_eq!(w.plan_at_dbs(&id).status, "pause");
     assert!(
-        w.calls("ReleaseBackupPlan").await.is_empty(),
+        w.calls("ReleaseBackupPlan").is_empty(),
         "a subscription plan is never sent to ReleaseBackupPlan"
     );
-    assert!(!w.calls("DescribeBackupPlanBilling").await.is_empty());
+    assert!(!w.calls("DescribeBackupPlanBilling").is_empty());
     w.wait_events("adopter", &[("Warning", "SubscriptionNotReleased")])
         .await;
 }
@@ -628,11 +619,11 @@ async fn existing_plan_is_adopted_without_create_and_brought_in_line() {
     let obj = ready(&w, "adopter").await;
     assert_eq!(plan_id(&obj), id);
     assert_eq!(
-        w.calls("CreateBackupPlan").await.len(),
+        w.calls("CreateBackupPlan").len(),
         1,
         "adoption creates nothing"
     );
-    let plan = w.plan_at_dbs(&id).await;
+    let plan = w.plan_at_dbs(&id);
     assert_eq!(
         plan.name,
         format!("{}-adopter", w.ns),
@@ -657,11 +648,7 @@ async fn deletion_without_usable_credentials_gives_up_after_the_timeout() {
     // The Secret is protected while in use; an administrator forces it away.
     w.force_delete_secret(CREDENTIALS).await;
     delete_and_wait(&w, "orphan").await;
-    assert_eq!(
-        w.plan_at_dbs(&id).await.status,
-        "running",
-        "the plan remains"
-    );
+    assert_eq!(w.plan_at_dbs(&id).status, "running", "the plan remains");
     let events = w
         .wait_events(
             "orphan",
@@ -689,7 +676,7 @@ async fn throttled_create_backs_off_then_creates_exactly_one_plan() {
     w.wait_condition::<BackupPlan>("busy", "Reconciling", "CloudThrottled")
         .await;
     ready(&w, "busy").await;
-    let creates = w.calls("CreateBackupPlan").await;
+    let creates = w.calls("CreateBackupPlan");
     let times: Vec<i64> = creates.iter().map(|c| c.time_ms).collect();
     let longest_gap = times
         .windows(2)
@@ -701,7 +688,7 @@ async fn throttled_create_backs_off_then_creates_exactly_one_plan() {
         "a throttled reconcile waits the throttling delay: gaps {times:?}"
     );
     assert_eq!(creates.iter().filter(|c| c.outcome == "Success").count(), 1);
-    assert_eq!(w.plans_at_dbs().await.len(), 1);
+    assert_eq!(w.plans_at_dbs().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -721,7 +708,7 @@ async fn ready_object_is_not_rewritten_between_resyncs() {
     create(&w, "quiet", spec()).await;
     let ready = ready(&w, "quiet").await;
     let mark = w.reconcile_mark().await;
-    let calls = w.call_count().await;
+    let calls = w.call_count();
     // An annotation of no meaning to the operator reconciles the object; nothing changed, so
     // that reconcile must neither write the status nor call the cloud.
     let touch = json!({"metadata": {"annotations": {"example.com/touched": "true"}}});
@@ -733,11 +720,7 @@ async fn ready_object_is_not_rewritten_between_resyncs() {
         settled.metadata.resource_version, later.metadata.resource_version,
         "no status rewrites while nothing changes"
     );
-    assert_eq!(
-        w.call_count().await,
-        calls,
-        "no cloud calls between resyncs"
-    );
+    assert_eq!(w.call_count(), calls, "no cloud calls between resyncs");
     assert_eq!(ready_reason(&later).as_deref(), Some("Available"));
     assert_eq!(plan_id(&ready), plan_id(&later));
 }

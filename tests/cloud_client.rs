@@ -21,7 +21,7 @@ use alicloud_db_operator::cloud::{
     AlibabaCloud, ClientConfig, CloudError, CredentialProvider, Credentials, DbsApi, Endpoints,
     ErrorKind, Quotas, RdsApi, RrsaConfig, Scope, SignatureVersion,
 };
-use alicloud_emulator::{CallRecord, Emulator, EmulatorConfig};
+use alicloud_emulator::{Emulator, EmulatorConfig};
 use base64::Engine as _;
 use serde_json::json;
 
@@ -146,14 +146,8 @@ fn configure(plan_id: &str) -> ConfigureBackupPlan {
     }
 }
 
-/// The emulator's call log entries for `action`.
-async fn calls(emu: &Emulator, action: &str) -> Vec<CallRecord> {
-    emu.snapshot().calls_of(action).cloned().collect()
-}
-
-async fn outcomes(emu: &Emulator, action: &str) -> Vec<String> {
-    calls(emu, action)
-        .await
+fn outcomes(emu: &Emulator, action: &str) -> Vec<String> {
+    common::calls(emu, action)
         .into_iter()
         .map(|c| c.outcome)
         .collect()
@@ -405,7 +399,7 @@ async fn a_transient_503_on_a_read_is_retried_to_success() {
     common::fail_next(&emu, "DescribeDBInstanceNetInfo", UNAVAILABLE, 2).await;
     net_info(&client).await;
     assert_eq!(
-        outcomes(&emu, "DescribeDBInstanceNetInfo").await,
+        outcomes(&emu, "DescribeDBInstanceNetInfo"),
         ["ServiceUnavailable", "ServiceUnavailable", "Success"]
     );
     emu.shutdown().await;
@@ -422,7 +416,7 @@ async fn a_503_on_a_non_idempotent_write_is_not_repeated() {
     assert_eq!(err.kind, ErrorKind::Retryable);
     assert_eq!(err.http_status, Some(503));
     assert_eq!(
-        outcomes(&emu, "ReleaseInstanceConnection").await,
+        outcomes(&emu, "ReleaseInstanceConnection"),
         ["ServiceUnavailable"]
     );
     emu.shutdown().await;
@@ -437,7 +431,7 @@ async fn persistent_5xx_gives_up_after_max_attempts() {
         .await
         .unwrap_err();
     assert_error(&err, ErrorKind::Retryable, "InternalError");
-    assert_eq!(calls(&emu, "DescribeBackupPlanList").await.len(), 3);
+    assert_eq!(common::calls(&emu, "DescribeBackupPlanList").len(), 3);
     common::clear_faults(&emu).await;
     client
         .describe_backup_plan_list(&scope(), &DescribeBackupPlanList::default())
@@ -586,7 +580,7 @@ async fn twice_the_quota_is_served_without_throttling() {
     // Default quotas: ReleaseInstanceConnection at 10/s; no retries to hide throttling.
     let client = client_for(&emu, |c| c.max_attempts = 1);
     let elapsed = release_burst(&client).await;
-    let log = outcomes(&emu, "ReleaseInstanceConnection").await;
+    let log = outcomes(&emu, "ReleaseInstanceConnection");
     assert_eq!(log.len(), 20);
     assert_eq!(
         log.iter().filter(|o| *o == "Throttling.User").count(),
@@ -609,7 +603,7 @@ async fn without_the_client_limiter_the_same_demand_is_throttled() {
     let now_ms = chrono::Utc::now().timestamp_subsec_millis();
     tokio::time::sleep(Duration::from_millis(u64::from(1050 - now_ms.min(1000)))).await;
     release_burst(&client).await;
-    let log = outcomes(&emu, "ReleaseInstanceConnection").await;
+    let log = outcomes(&emu, "ReleaseInstanceConnection");
     assert!(log.iter().any(|o| o == "Throttling.User"), "{log:?}");
     emu.shutdown().await;
 }
@@ -642,14 +636,14 @@ async fn rrsa_credentials_sign_dbs_calls() {
     assert_ne!(creds.access_key_id, AK);
     // Cached: a second call does not exchange again.
     assert_eq!(provider.credentials().await.unwrap(), creds);
-    assert_eq!(calls(&emu, "AssumeRoleWithOIDC").await.len(), 1);
+    assert_eq!(common::calls(&emu, "AssumeRoleWithOIDC").len(), 1);
 
     let sts_scope = scope_of(creds.clone());
     client
         .describe_backup_plan_list(&sts_scope, &DescribeBackupPlanList::default())
         .await
         .unwrap();
-    let log = calls(&emu, "DescribeBackupPlanList").await;
+    let log = common::calls(&emu, "DescribeBackupPlanList");
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].access_key_id, creds.access_key_id.as_str());
     assert_eq!(log[0].outcome, "Success");
@@ -681,7 +675,7 @@ async fn rrsa_rereads_the_rotated_token_file_on_refresh() {
         .describe_db_instance_attribute(&scope_of(third), INSTANCE)
         .await
         .unwrap();
-    assert_eq!(calls(&emu, "AssumeRoleWithOIDC").await.len(), 3);
+    assert_eq!(common::calls(&emu, "AssumeRoleWithOIDC").len(), 3);
     emu.shutdown().await;
 }
 

@@ -103,7 +103,7 @@ async fn deleting_objects_and_their_credentials_secret_together_still_releases_t
         .and_then(|s| s.backup_plan_id.clone())
         .expect("status.backupPlanId");
     w.wait_ready::<RdsConnection>("orders").await;
-    assert_eq!(w.public_connections(RDS_INSTANCE).await.len(), 1);
+    assert_eq!(w.public_connections(RDS_INSTANCE).len(), 1);
     let secret = w.secret("alicloud").await.expect("credentials Secret");
     assert!(
         protected(&secret),
@@ -157,12 +157,12 @@ async fn deleting_objects_and_their_credentials_secret_together_still_releases_t
     println!("objects gone after {:?}", started.elapsed());
 
     assert_eq!(
-        w.plan_at_dbs(&plan_id).await.status,
+        w.plan_at_dbs(&plan_id).status,
         "released",
         "the plan was released"
     );
     assert!(
-        w.public_connections(RDS_INSTANCE).await.is_empty(),
+        w.public_connections(RDS_INSTANCE).is_empty(),
         "the public endpoint was released"
     );
     let events = w.events().await;

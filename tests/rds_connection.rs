@@ -64,9 +64,9 @@ async fn calls_within(w: &World, action: &str, outcome: Option<&str>, seconds: u
             .filter(|(o, _)| outcome.is_none_or(|wanted| o == wanted))
             .count()
     };
-    let before = count(w.outcomes(action).await);
+    let before = count(w.outcomes(action));
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    count(w.outcomes(action).await) - before
+    count(w.outcomes(action)) - before
 }
 
 /// Waits until the endpoint Secret `name` has `port`.
@@ -154,7 +154,7 @@ async fn create_publishes_secret_port_and_prefix_changes_modify_and_delete_relea
     );
     w.reconcile_mark().await;
     assert_eq!(
-        w.call_count().await,
+        w.call_count(),
         calls_when_ready,
         "a Ready object is not polled before its resync period"
     );
@@ -173,11 +173,11 @@ async fn create_publishes_secret_port_and_prefix_changes_modify_and_delete_relea
         secret_value(&secret, "endpoint"),
         "orders-db.mysql.rds.aliyuncs.com:4406"
     );
-    let public = w.public_connections("rm-lifecycle01").await;
+    let public = w.public_connections("rm-lifecycle01");
     assert_eq!(public.len(), 1, "{public:?}");
     assert_eq!(public[0].port, 4406);
     assert_eq!(
-        w.outcomes("ModifyDBInstanceConnectionString").await,
+        w.outcomes("ModifyDBInstanceConnectionString"),
         vec![("Success".to_owned(), 200)]
     );
 
@@ -203,26 +203,23 @@ async fn create_publishes_secret_port_and_prefix_changes_modify_and_delete_relea
         secret_value(&secret, "endpoint"),
         "orders-db-v2.mysql.rds.aliyuncs.com:4406"
     );
-    let public = w.public_connections("rm-lifecycle01").await;
+    let public = w.public_connections("rm-lifecycle01");
     assert_eq!(public.len(), 1, "{public:?}");
     assert_eq!(
         public[0].connection_string,
         "orders-db-v2.mysql.rds.aliyuncs.com"
     );
-    assert_eq!(
-        w.outcomes("ModifyDBInstanceConnectionString").await.len(),
-        2
-    );
+    assert_eq!(w.outcomes("ModifyDBInstanceConnectionString").len(), 2);
 
     // Delete: released at the emulator, then the object goes.
     delete_and_wait(&w, "orders").await;
-    assert!(w.public_connections("rm-lifecycle01").await.is_empty());
+    assert!(w.public_connections("rm-lifecycle01").is_empty());
     assert_eq!(
-        w.outcomes("ReleaseInstanceConnection").await,
+        w.outcomes("ReleaseInstanceConnection"),
         vec![("Success".to_owned(), 200)]
     );
     assert_eq!(
-        w.outcomes("AllocateInstancePublicConnection").await,
+        w.outcomes("AllocateInstancePublicConnection"),
         vec![("Success".to_owned(), 200)],
         "exactly one allocation over the whole life"
     );
@@ -248,11 +245,11 @@ async fn endpoint_created_out_of_band_is_adopted_without_allocate() {
         "legacy-app.mysql.rds.aliyuncs.com:3306"
     );
     assert_eq!(
-        w.outcomes("AllocateInstancePublicConnection").await.len(),
+        w.outcomes("AllocateInstancePublicConnection").len(),
         0,
         "an existing endpoint with our prefix is adopted, never allocated again"
     );
-    assert_eq!(w.public_connections("rm-adopt0001").await.len(), 1);
+    assert_eq!(w.public_connections("rm-adopt0001").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,12 +271,12 @@ async fn busy_instance_is_waited_for_then_becomes_ready() {
     );
     // Still waiting once the controller has looked at the instance twice more (each look
     // follows the previous reconcile), and nothing was attempted on the busy instance.
-    let looked = w.calls("DescribeDBInstanceAttribute").await.len();
+    let looked = w.calls("DescribeDBInstanceAttribute").len();
     eventually(
         "two more looks at the busy instance",
         Duration::from_secs(30),
         || async {
-            let now = w.calls("DescribeDBInstanceAttribute").await.len();
+            let now = w.calls("DescribeDBInstanceAttribute").len();
             (now >= looked + 2)
                 .then_some(())
                 .ok_or(format!("{now} looks, {looked} before"))
@@ -292,11 +289,7 @@ async fn busy_instance_is_waited_for_then_becomes_ready() {
         "{:?}",
         obj.status
     );
-    assert!(
-        w.outcomes("AllocateInstancePublicConnection")
-            .await
-            .is_empty()
-    );
+    assert!(w.outcomes("AllocateInstancePublicConnection").is_empty());
 
     w.set_instance_status("rm-busy0001", "Running").await;
     let obj = ready(&w, "busy").await;
@@ -307,7 +300,7 @@ async fn busy_instance_is_waited_for_then_becomes_ready() {
         Some("busy-app.mysql.rds.aliyuncs.com")
     );
     assert_eq!(
-        w.outcomes("AllocateInstancePublicConnection").await,
+        w.outcomes("AllocateInstancePublicConnection"),
         vec![("Success".to_owned(), 200)]
     );
 }
@@ -321,7 +314,7 @@ async fn instance_refusing_a_change_as_busy_is_waited_out_not_stalled() {
         .await;
     ready(&w, "refused").await;
     assert_eq!(
-        w.outcomes("AllocateInstancePublicConnection").await,
+        w.outcomes("AllocateInstancePublicConnection"),
         vec![
             ("OperationDenied.DBInstanceStatus".to_owned(), 400),
             ("Success".to_owned(), 200)
@@ -351,11 +344,7 @@ async fn unknown_instance_stalls_with_instance_not_found() {
         })
         .await;
     assert!(is(&obj, "Ready", "False", "InstanceNotFound"));
-    assert!(
-        w.outcomes("AllocateInstancePublicConnection")
-            .await
-            .is_empty()
-    );
+    assert!(w.outcomes("AllocateInstancePublicConnection").is_empty());
     w.expect_event("ghost", "Warning", "InstanceNotFound").await;
     // Deleting a stalled object needs no release: the instance does not exist.
     delete_and_wait(&w, "ghost").await;
@@ -372,14 +361,14 @@ async fn prefix_taken_by_another_instance_stalls_and_is_not_mistaken_for_a_missi
         .wait_condition::<RdsConnection>("wants", "Stalled", "ConnectionStringTaken")
         .await;
     assert!(is(&obj, "Ready", "False", "ConnectionStringTaken"));
-    let allocations = w.outcomes("AllocateInstancePublicConnection").await;
+    let allocations = w.outcomes("AllocateInstancePublicConnection");
     assert!(
         allocations.contains(&("InvalidConnectionString.Duplicate".to_owned(), 404)),
         "the emulator answered with the 404 duplicate: {allocations:?}"
     );
-    assert!(w.public_connections("rm-wants0001").await.is_empty());
+    assert!(w.public_connections("rm-wants0001").is_empty());
     assert_eq!(
-        w.public_connections("rm-owner0001").await.len(),
+        w.public_connections("rm-owner0001").len(),
         1,
         "the other instance's endpoint is untouched"
     );
@@ -573,7 +562,7 @@ async fn paused_object_makes_no_cloud_calls_and_is_deleted_without_release() {
 
     delete_and_wait(&w, "paused").await;
     assert!(
-        w.outcomes("ReleaseInstanceConnection").await.is_empty(),
+        w.outcomes("ReleaseInstanceConnection").is_empty(),
         "no release while paused"
     );
     let events = w.wait_events("paused", &[("Warning", "Paused")]).await;
@@ -591,8 +580,8 @@ async fn retain_policy_leaves_the_endpoint_on_delete() {
     w.create(&obj).await;
     ready(&w, "kept").await;
     delete_and_wait(&w, "kept").await;
-    assert_eq!(w.public_connections("rm-retain0001").await.len(), 1);
-    assert!(w.outcomes("ReleaseInstanceConnection").await.is_empty());
+    assert_eq!(w.public_connections("rm-retain0001").len(), 1);
+    assert!(w.outcomes("ReleaseInstanceConnection").is_empty());
     w.expect_event("kept", "Normal", "Retained").await;
 }
 
@@ -609,7 +598,7 @@ async fn deletion_without_credentials_gives_up_after_the_deletion_timeout() {
     w.expect_event("orphan", "Warning", "CloudResourceMayRemain")
         .await;
     assert_eq!(
-        w.public_connections("rm-nocreds01").await.len(),
+        w.public_connections("rm-nocreds01").len(),
         1,
         "without credentials nothing could be released"
     );
@@ -705,9 +694,9 @@ async fn deletion_releases_with_the_network_type_the_instance_reports() {
     ready(&w, "classic").await;
     delete_and_wait(&w, "classic").await;
     assert!(
-        w.public_connections("rm-classic001").await.is_empty(),
+        w.public_connections("rm-classic001").is_empty(),
         "released: {:?}",
-        w.outcomes("ReleaseInstanceConnection").await
+        w.outcomes("ReleaseInstanceConnection")
     );
     let events = w.events_about("classic").await;
     assert!(

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use alicloud_emulator::{Emulator, EmulatorConfig};
+use alicloud_emulator::{CallRecord, Emulator, EmulatorConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -25,6 +25,11 @@ pub async fn start_emulator(tweak: impl FnOnce(&mut EmulatorConfig)) -> Emulator
 /// The emulator the samples of `examples/` work against.
 pub async fn sample_emulator() -> Emulator {
     start_emulator(|_| {}).await
+}
+
+/// Every call of `action` the emulator logged, oldest first.
+pub fn calls(emulator: &Emulator, action: &str) -> Vec<CallRecord> {
+    emulator.snapshot().calls_of(action).cloned().collect()
 }
 
 /// `method` on the emulator's admin API at `/_emulator{path}`; panics unless it succeeds.

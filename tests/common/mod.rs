@@ -24,7 +24,9 @@ pub use self::{
     cluster::{
         apply_examples, delete_samples, kubectl, ready_states, samples_ready, wait_examples_ready,
     },
-    emulator::{admin, clear_faults, fail_always, fail_next, sample_emulator, start_emulator},
+    emulator::{
+        admin, calls, clear_faults, fail_always, fail_next, sample_emulator, start_emulator,
+    },
     objects::{backup_plan_spec, condition, is, is_ready, rds_connection, ready_reason},
     operator::{Operator, fast_flags},
     world::{

@@ -515,12 +515,12 @@ impl World {
     }
 
     /// Every call of `action` the emulator logged, oldest first.
-    pub async fn calls(&self, action: &str) -> Vec<CallRecord> {
-        self.snapshot().calls_of(action).cloned().collect()
+    pub fn calls(&self, action: &str) -> Vec<CallRecord> {
+        super::calls(&self.emulator, action)
     }
 
     /// `(outcome, HTTP status)` of every call of `action`, oldest first.
-    pub async fn outcomes(&self, action: &str) -> Vec<(String, u16)> {
+    pub fn outcomes(&self, action: &str) -> Vec<(String, u16)> {
         self.snapshot()
             .calls_of(action)
             .map(|c| (c.outcome.clone(), c.http_status))
@@ -528,16 +528,16 @@ impl World {
     }
 
     /// How many calls the emulator logged.
-    pub async fn call_count(&self) -> usize {
+    pub fn call_count(&self) -> usize {
         self.snapshot().calls.len()
     }
 
     /// The emulator's call count once it has not changed for a second.
     pub async fn settled_call_count(&self) -> usize {
         eventually("the cloud calls to settle", WAIT, || async {
-            let before = self.call_count().await;
+            let before = self.call_count();
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let after = self.call_count().await;
+            let after = self.call_count();
             if before == after {
                 Ok(after)
             } else {
@@ -548,12 +548,12 @@ impl World {
     }
 
     /// Every plan DBS holds, released ones included.
-    pub async fn plans_at_dbs(&self) -> Vec<Plan> {
+    pub fn plans_at_dbs(&self) -> Vec<Plan> {
         self.snapshot().plans
     }
 
     /// The plan `id` at DBS; panics when DBS never had it.
-    pub async fn plan_at_dbs(&self, id: &str) -> Plan {
+    pub fn plan_at_dbs(&self, id: &str) -> Plan {
         let snapshot = self.snapshot();
         snapshot
             .plan(id)
@@ -562,7 +562,7 @@ impl World {
     }
 
     /// The public endpoints of the instance `id`.
-    pub async fn public_connections(&self, id: &str) -> Vec<Connection> {
+    pub fn public_connections(&self, id: &str) -> Vec<Connection> {
         let snapshot = self.snapshot();
         snapshot
             .public_connections(Some(id))
