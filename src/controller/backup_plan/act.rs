@@ -24,11 +24,12 @@ use crate::crd::{BackupPlan, BackupPlanSpec, BackupPlanStatus};
 const AFTER_START: Duration = Duration::from_secs(2);
 
 /// Performs `step` (at most one change at DBS) and says where it leaves the object; `status` is
-/// updated with what the step sent.
+/// updated with what the step sent. `plan_name` is the plan's name at DBS.
 pub async fn act(
     rt: &Runtime<BackupPlan>,
     inventory: &PlanInventory,
     obj: &BackupPlan,
+    plan_name: &str,
     observed: &Observed,
     step: Step,
     status: &mut BackupPlanStatus,
@@ -37,17 +38,14 @@ pub async fn act(
     let spec = &obj.spec;
     let scope = &observed.scope;
     let id = status.backup_plan_id.clone().unwrap_or_default();
-    let password = observed.password.as_ref().map(|(p, _)| p.clone());
-    let password_version = observed.password_version().map(str::to_owned);
+    let password_version = || observed.password_version().map(str::to_owned);
     match step {
         Step::Create => create(rt, inventory, obj, scope, status).await,
         Step::Configure => {
-            let plan_name =
-                requests::plan_name(spec, &obj.namespace().unwrap_or_default(), &obj.name_any());
-            let req = requests::configure_request(spec, &id, &plan_name, password);
+            let req = requests::configure_request(spec, &id, plan_name, observed.password());
             ctx.dbs.configure_backup_plan(scope, &req).await?;
             inventory.mark_changed(&id);
-            status.source_password_version = password_version;
+            status.source_password_version = password_version();
             status.backup_log_interval_seconds = req.backup_log_interval_seconds;
             Ok(Outcome::new(
                 Phase::reconciling(
@@ -76,7 +74,7 @@ pub async fn act(
             };
             let what = modify(&*ctx.dbs, inventory, observed, &id, spec, m).await?;
             if sends_password {
-                status.source_password_version = password_version;
+                status.source_password_version = password_version();
             }
             if let Some(interval) = sent_interval {
                 status.backup_log_interval_seconds = interval;
@@ -147,12 +145,12 @@ async fn modify(
             ("retention", dbs.modify_storage_strategy(scope, &req).await?)
         }
         Modification::SourceEndpoint(_) => {
-            let password = observed.password.as_ref().map(|(p, _)| p.clone());
             let described_objects = match observed.sighting.as_ref().map(|s| &s.observation) {
                 Some(Observation::Found(d)) => d.backup_objects.as_deref(),
                 _ => None,
             };
-            let req = requests::source_endpoint_request(spec, id, password, described_objects);
+            let req =
+                requests::source_endpoint_request(spec, id, observed.password(), described_objects);
             (
                 "source endpoint",
                 dbs.modify_backup_source_endpoint(scope, &req).await?,

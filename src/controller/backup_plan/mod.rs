@@ -117,7 +117,16 @@ impl BackupPlans {
         if let (Some(id), Some(sighting)) = (id.as_deref(), &observed.sighting) {
             report::record_sighting(status, id, sighting);
         }
-        act::act(rt, &self.inventory, obj, &observed, step, status).await
+        act::act(
+            rt,
+            &self.inventory,
+            obj,
+            &plan_name,
+            &observed,
+            step,
+            status,
+        )
+        .await
     }
 }
 

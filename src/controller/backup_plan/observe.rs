@@ -33,6 +33,11 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// The source password, when the spec names one.
+    pub fn password(&self) -> Option<String> {
+        self.password.as_ref().map(|(p, _)| p.clone())
+    }
+
     /// Version of the password Secret now.
     pub fn password_version(&self) -> Option<&str> {
         self.password.as_ref().map(|(_, v)| v.as_str())
