@@ -6,7 +6,9 @@
 //!
 //! Fault injection for the crash test suite: `ALICLOUD_DB_OPERATOR_FAILPOINT=kill-after-create-backup-plan`
 //! makes the process SIGKILL itself right after a successful CreateBackupPlan, before the plan
-//! id reaches the status. It is read once at start-up and must never be set in production.
+//! id reaches the status; `kill-after-start-backup-plan` right after a successful
+//! StartBackupPlan, while DBS prechecks. It is read once at start-up and must never be set in
+//! production.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -135,6 +135,11 @@ async fn invalid_specs_are_rejected_at_admission_with_a_message_naming_the_probl
             "backupLogIntervalSeconds applies only to backupMethod physical",
         ),
         (
+            "drds-pay-as-you-go",
+            json!({"databaseType": "DRDS"}),
+            "DBS does not sell pay-as-you-go plans for DRDS",
+        ),
+        (
             "bad-plan-id",
             json!({"backupPlanId": "not-a-plan"}),
             "backupPlanId",

@@ -81,13 +81,7 @@ const BUSY_CODES: &[&str] = &[
 ];
 
 /// Transient service-side codes.
-const TRANSIENT_CODES: &[&str] = &[
-    "ServiceUnavailable",
-    "InternalError",
-    "OperationConflict",
-    // DBS: ConfigureBackupPlan too soon after CreateBackupPlan.
-    "BackupPlanNotReady",
-];
+const TRANSIENT_CODES: &[&str] = &["ServiceUnavailable", "InternalError", "OperationConflict"];
 
 /// Codes naming a resource that does not exist. `InvalidConnectionString.Duplicate` (sent with
 /// HTTP 404) is deliberately absent: the prefix exists, possibly as our own earlier allocation.
@@ -201,7 +195,6 @@ mod tests {
             (Some("ServiceUnavailable"), Some(503), Retryable),
             (Some("InternalError"), Some(500), Retryable),
             (Some("OperationConflict"), Some(409), Retryable),
-            (Some("BackupPlanNotReady"), Some(200), Retryable),
             (
                 Some("OperationDenied.DBInstanceStatus"),
                 Some(400),

@@ -273,8 +273,8 @@ mod tests {
     }
 
     #[test]
-    fn dbs_not_ready_is_retryable() {
-        let body = br#"{"Success":false,"ErrCode":"BackupPlanNotReady","HttpStatusCode":400}"#;
+    fn dbs_transient_code_is_retryable() {
+        let body = br#"{"Success":false,"ErrCode":"ServiceUnavailable","HttpStatusCode":503}"#;
         let err = verdict(Product::Dbs, "ConfigureBackupPlan", 200, body).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Retryable);
     }

@@ -9,6 +9,9 @@ pub enum Failpoint {
     /// `kill-after-create-backup-plan`: SIGKILL the process right after CreateBackupPlan
     /// succeeds, before the plan id reaches the status.
     KillAfterCreateBackupPlan,
+    /// `kill-after-start-backup-plan`: SIGKILL the process right after StartBackupPlan
+    /// succeeds, while DBS runs its precheck.
+    KillAfterStartBackupPlan,
 }
 
 impl std::str::FromStr for Failpoint {
@@ -17,8 +20,10 @@ impl std::str::FromStr for Failpoint {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "kill-after-create-backup-plan" => Ok(Self::KillAfterCreateBackupPlan),
+            "kill-after-start-backup-plan" => Ok(Self::KillAfterStartBackupPlan),
             other => Err(format!(
-                "unknown failpoint {other:?} (known: kill-after-create-backup-plan)"
+                "unknown failpoint {other:?} (known: kill-after-create-backup-plan, \
+                 kill-after-start-backup-plan)"
             )),
         }
     }

@@ -27,6 +27,7 @@ use super::common::{CredentialsRef, DeletionPolicy, SecretKeyRef};
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.payType != 'Subscription' || (has(self.period) && has(self.usedTime))").message("payType Subscription requires period and usedTime"))]
 #[x_kube(validation = Rule::new("self.payType == 'Subscription' || (!has(self.period) && !has(self.usedTime))").message("period and usedTime apply only to payType Subscription"))]
+#[x_kube(validation = Rule::new("self.payType == 'Subscription' || self.databaseType != 'DRDS'").message("DBS does not sell pay-as-you-go plans for DRDS (PolarDB-X 1.0): use payType Subscription"))]
 #[x_kube(validation = Rule::new("!has(self.period) || self.period != 'Year' || self.usedTime <= 5").message("usedTime is 1..5 when period is Year"))]
 #[x_kube(validation = Rule::new("!(self.databaseType in ['PostgreSQL', 'MongoDB']) || has(self.source.databaseName)").message("source.databaseName is required for PostgreSQL and MongoDB"))]
 #[x_kube(validation = Rule::new("has(self.source.userName) || self.databaseType == 'Redis' || (self.databaseType == 'MSSQL' && self.source.instanceType == 'Agent')").message("source.userName and source.passwordSecretRef are required, except for Redis and for SQL Server through a backup gateway (Agent)"))]
@@ -406,6 +407,12 @@ pub struct BackupPlanStatus {
     /// Status of the plan at DBS (`wait`, `init`, `running`, `stop`, `pause`, `locked`, `check_pass`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_status: Option<String>,
+    /// When StartBackupPlan was sent for the current configuration, written before the call:
+    /// DBS then runs its precheck (`init`, `check_pass`, `running`), and the plan is started
+    /// once per configuration, not again while the precheck runs (each start may take a full
+    /// backup). Cleared when a configuration change needs a new precheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precheck_started_at: Option<Time>,
     /// Version (`<Secret uid>/<resourceVersion>`) of the password Secret last sent to DBS; a
     /// change of the Secret re-applies the password. Never the password itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,12 +9,14 @@ use serde_json::{Value, json};
 use super::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, RDS_INSTANCE, REGION};
 
 /// An emulator accepting the samples' account and holding the samples' RDS instance
-/// (configure delay 1 s, instances busy 500 ms after a change), then changed by `tweak`.
+/// (configure delay 1 s, precheck 300 ms, instances busy 500 ms after a change), then changed
+/// by `tweak`.
 pub async fn start_emulator(tweak: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
     let mut config = EmulatorConfig {
         accounts: vec![(ACCESS_KEY_ID.into(), ACCESS_KEY_SECRET.into())],
         rds_instances: vec![(REGION.into(), RDS_INSTANCE.into())],
         configure_delay: Duration::from_secs(1),
+        precheck: Duration::from_millis(300),
         instance_busy: Duration::from_millis(500),
         ..EmulatorConfig::default()
     };

@@ -94,6 +94,13 @@ pub struct Setup {
     /// The delay between CreateBackupPlan and ConfigureBackupPlan, at DBS and in the
     /// controller (1 s).
     pub configure_delay: Duration,
+    /// How long DBS's precheck takes after StartBackupPlan (300 ms).
+    pub precheck: Duration,
+    /// How long a new plan stays invisible to DescribeBackupPlanList (none).
+    pub describe_lag: Duration,
+    /// DBS's own wait before ConfigureBackupPlan, when it differs from `configure_delay`
+    /// (which the controller then still uses).
+    pub dbs_configure_delay: Option<Duration>,
     /// The controllers' resync period (2 s).
     pub resync: Duration,
     /// How long a deletion may fail before the finalizer goes anyway (8 s).
@@ -112,6 +119,9 @@ impl Default for Setup {
             instances: vec![RDS_INSTANCE.to_owned()],
             instance_busy: Duration::from_millis(300),
             configure_delay: Duration::from_secs(1),
+            precheck: Duration::from_millis(300),
+            describe_lag: Duration::ZERO,
+            dbs_configure_delay: None,
             resync: Duration::from_secs(2),
             deletion_timeout: Duration::from_secs(8),
             concurrency: 8,
@@ -158,8 +168,10 @@ impl World {
                 .iter()
                 .map(|id| (super::REGION.to_owned(), id.clone()))
                 .collect();
-            c.configure_delay = setup.configure_delay;
+            c.configure_delay = setup.dbs_configure_delay.unwrap_or(setup.configure_delay);
             c.instance_busy = setup.instance_busy;
+            c.precheck = setup.precheck;
+            c.describe_lag = setup.describe_lag;
         })
         .await;
         let mut world = World {

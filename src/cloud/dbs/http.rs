@@ -323,6 +323,27 @@ impl DbsApi for AlibabaCloud {
         Ok(modify_outcome(&v))
     }
 
+    async fn modify_backup_objects(
+        &self,
+        scope: &Scope,
+        backup_plan_id: &str,
+        backup_objects: &str,
+    ) -> Result<ModifyOutcome, CloudError> {
+        let params = Params::new()
+            .set("BackupPlanId", backup_plan_id)
+            .set("BackupObjects", backup_objects);
+        let v = self
+            .call_in_scope(
+                Product::Dbs,
+                scope,
+                "ModifyBackupObjects",
+                params,
+                Idempotency::Unsafe,
+            )
+            .await?;
+        Ok(modify_outcome(&v))
+    }
+
     async fn modify_backup_plan_name(
         &self,
         scope: &Scope,

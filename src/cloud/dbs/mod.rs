@@ -62,6 +62,13 @@ pub trait DbsApi: Send + Sync {
         scope: &Scope,
         req: &ModifyBackupSourceEndpoint,
     ) -> Result<ModifyOutcome, CloudError>;
+    /// `ModifyBackupObjects`: changes what the plan backs up, nothing else.
+    async fn modify_backup_objects(
+        &self,
+        scope: &Scope,
+        backup_plan_id: &str,
+        backup_objects: &str,
+    ) -> Result<ModifyOutcome, CloudError>;
     /// `ModifyBackupPlanName`.
     async fn modify_backup_plan_name(
         &self,

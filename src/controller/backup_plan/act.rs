@@ -8,20 +8,24 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
-use super::decide::{Modification, Step};
-use super::observe::{Observation, Observed, PlanInventory};
+use super::decide::{Modification, Step, precheck_poll, remaining};
+use super::observe::{Observation, Observed, PlanInventory, describe_one};
 use super::report::{self, AFTER_CHANGE, Outcome, Reason, ceil_second};
 use super::requests;
+use crate::cloud::dbs::ModifyOutcome;
 use crate::cloud::dbs::{PlanStatus, StopMethod};
-use crate::cloud::{CloudError, DbsApi, Scope};
+use crate::cloud::{CloudError, DbsApi, ErrorKind, Scope};
 use crate::controller::Error;
 use crate::controller::conditions::Phase;
 use crate::controller::failpoint::{self, Failpoint};
 use crate::controller::runtime::Runtime;
 use crate::crd::{BackupPlan, BackupPlanSpec, BackupPlanStatus};
 
-/// How soon to look again after StartBackupPlan (DBS runs a precheck first).
-const AFTER_START: Duration = Duration::from_secs(2);
+/// Alibaba's answer to a ClientToken reused with different parameters.
+const IDEMPOTENT_PARAMETER_MISMATCH: &str = "IdempotentParameterMismatch";
+
+/// How long after the creation a refused ConfigureBackupPlan is waited out, whatever its code.
+const CONFIGURE_GRACE: Duration = Duration::from_secs(60);
 
 /// Performs `step` (at most one change at DBS) and says where it leaves the object; `status` is
 /// updated with what the step sent. `plan_name` is the plan's name at DBS.
@@ -43,10 +47,14 @@ pub async fn act(
         Step::Create => create(rt, inventory, obj, scope, status).await,
         Step::Configure => {
             let req = requests::configure_request(spec, &id, plan_name, observed.password());
-            ctx.dbs.configure_backup_plan(scope, &req).await?;
+            if let Err(e) = ctx.dbs.configure_backup_plan(scope, &req).await {
+                return configure_refused(rt, &id, status, e);
+            }
             inventory.mark_changed(&id);
             status.source_password_version = password_version();
             status.backup_log_interval_seconds = req.backup_log_interval_seconds;
+            // A new configuration needs its own start.
+            status.precheck_started_at = None;
             Ok(Outcome::new(
                 Phase::reconciling(
                     Reason::Configuring,
@@ -55,15 +63,29 @@ pub async fn act(
                 Action::requeue(AFTER_CHANGE),
             ))
         }
-        Step::Start => {
-            ctx.dbs.start_backup_plan(scope, &id, None).await?;
+        Step::Start => start(rt, inventory, obj, scope, &id, status).await,
+        Step::Prechecking(poll) => {
+            // The next look reads the plan by id, not from a sweep.
             inventory.mark_changed(&id);
             Ok(Outcome::new(
                 Phase::reconciling(
-                    Reason::Starting,
-                    format!("plan {id} started; waiting for it to run"),
+                    Reason::Prechecking,
+                    format!(
+                        "plan {id} started; DBS runs its precheck (status {})",
+                        status.cloud_status.as_deref().unwrap_or("-")
+                    ),
                 ),
-                Action::requeue(AFTER_START),
+                Action::requeue(poll),
+            ))
+        }
+        Step::WaitForPlan(poll) => {
+            inventory.mark_changed(&id);
+            Ok(Outcome::new(
+                Phase::reconciling(
+                    Reason::WaitingForPlan,
+                    format!("plan {id} was just created; waiting for DBS to list it"),
+                ),
+                Action::requeue(poll),
             ))
         }
         Step::Modify(m) => {
@@ -72,20 +94,92 @@ pub async fn act(
                 Modification::Strategy(req) => Some(req.backup_log_interval_seconds),
                 _ => None,
             };
-            let what = modify(&*ctx.dbs, inventory, observed, &id, spec, m).await?;
+            let (what, outcome) = modify(&*ctx.dbs, inventory, observed, &id, spec, m).await?;
             if sends_password {
                 status.source_password_version = password_version();
             }
             if let Some(interval) = sent_interval {
                 status.backup_log_interval_seconds = interval;
             }
+            if outcome.need_precheck {
+                // DBS runs a new precheck once the plan is started again: one start, next.
+                status.precheck_started_at = None;
+            }
             Ok(Outcome::new(
                 Phase::reconciling(Reason::Updating, format!("plan {id}: {what} updated")),
                 Action::requeue(AFTER_CHANGE),
             ))
         }
-        settled => Ok(report::settle(obj, Some(&id), &settled, &ctx.config)),
+        settled => {
+            if settled == Step::Ready {
+                status.precheck_started_at = None;
+            }
+            Ok(report::settle(obj, Some(&id), &settled, &ctx.config))
+        }
     }
+}
+
+/// A refused ConfigureBackupPlan. DBS accepts the configuration only a few seconds after the
+/// creation, and documents no error code for "too early": within [`CONFIGURE_GRACE`] of the
+/// creation any refusal is waited out, whatever its code; later it is a failure like any other.
+fn configure_refused(
+    rt: &Runtime<BackupPlan>,
+    id: &str,
+    status: &BackupPlanStatus,
+    e: CloudError,
+) -> Result<Outcome, Error> {
+    let created = status.created_at.as_ref().map(|t| t.0);
+    let now = Timestamp::now();
+    if remaining(created, CONFIGURE_GRACE, now).is_none() {
+        return Err(e.into());
+    }
+    let since = created.map_or(Duration::ZERO, |t| {
+        Duration::try_from(now.duration_since(t)).unwrap_or_default()
+    });
+    tracing::info!(backup_plan_id = %id, error = %e, "ConfigureBackupPlan refused soon after the creation; trying again");
+    Ok(Outcome::new(
+        report::waiting_to_configure(id, rt.ctx.config.configure_delay),
+        Action::requeue(precheck_poll(since).min(Duration::from_secs(5))),
+    ))
+}
+
+/// StartBackupPlan, once per configuration: the start is recorded in the status before the
+/// call, so a restart while DBS prechecks does not start the plan again (each start may take a
+/// full backup). A start surely refused is forgotten again; one that may have reached DBS is
+/// left to the precheck (see [`super::decide::PRECHECK_TIMEOUT`]).
+async fn start(
+    rt: &Runtime<BackupPlan>,
+    inventory: &PlanInventory,
+    obj: &BackupPlan,
+    scope: &Scope,
+    id: &str,
+    status: &mut BackupPlanStatus,
+) -> Result<Outcome, Error> {
+    status.precheck_started_at = Some(Time(ceil_second(Timestamp::now())));
+    let phase = Phase::reconciling(Reason::Starting, format!("starting plan {id}"));
+    report::write(rt, obj, status.clone(), &phase, true).await?;
+    match rt.ctx.dbs.start_backup_plan(scope, id, None).await {
+        Ok(()) => {}
+        Err(e) => {
+            if e.kind != ErrorKind::Retryable {
+                status.precheck_started_at = None;
+            }
+            return Err(e.into());
+        }
+    }
+    failpoint::kill_if(
+        rt.ctx.config.failpoint,
+        Failpoint::KillAfterStartBackupPlan,
+        id,
+    );
+    inventory.mark_changed(id);
+    Ok(Outcome::new(
+        Phase::reconciling(
+            Reason::Prechecking,
+            format!("plan {id} started; DBS runs its precheck"),
+        ),
+        Action::requeue(precheck_poll(Duration::ZERO)),
+    ))
 }
 
 /// CreateBackupPlan with the object's ClientToken; the id goes to the status at once.
@@ -105,7 +199,25 @@ async fn create(
         report::write(rt, obj, status.clone(), &phase, true).await?;
     }
     let req = requests::create_request(&obj.spec, &token);
-    let created = ctx.dbs.create_backup_plan(scope, &req).await?;
+    let created = match ctx.dbs.create_backup_plan(scope, &req).await {
+        Ok(created) => created,
+        Err(e) if e.has_code(IDEMPOTENT_PARAMETER_MISMATCH) => {
+            // Repeating the call cannot succeed, and a create with a new token could buy a
+            // second plan: only the user can sort this out.
+            let message = format!(
+                "CreateBackupPlan was refused ({}): ClientToken {token} was sent before with \
+                 other parameters, so the spec changed after a create whose answer was lost, and \
+                 DBS may hold a plan for this object. Restore the spec's previous creation fields \
+                 (source.region, instanceClass, ...) or check the DBS console",
+                crate::controller::cloud_message(&e)
+            );
+            return Ok(Outcome::new(
+                Phase::stalled(Reason::CreateConflict, message),
+                Action::await_change(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     failpoint::kill_if(
         ctx.config.failpoint,
         Failpoint::KillAfterCreateBackupPlan,
@@ -123,8 +235,7 @@ async fn create(
     ))
 }
 
-/// Performs one Modify* call (and StartBackupPlan when DBS asks for a new precheck); returns what
-/// changed, for the status message.
+/// Performs one Modify* call; returns what changed, for the status message, and what DBS said.
 async fn modify(
     dbs: &dyn DbsApi,
     inventory: &PlanInventory,
@@ -132,18 +243,22 @@ async fn modify(
     id: &str,
     spec: &BackupPlanSpec,
     m: Modification,
-) -> Result<&'static str, Error> {
+) -> Result<(&'static str, ModifyOutcome), Error> {
     let scope = &observed.scope;
     inventory.mark_changed(id);
-    let (what, outcome) = match m {
+    Ok(match m {
         Modification::Name(name) => {
             dbs.modify_backup_plan_name(scope, id, &name).await?;
-            return Ok("name");
+            ("name", ModifyOutcome::default())
         }
         Modification::Strategy(req) => ("schedule", dbs.modify_backup_strategy(scope, &req).await?),
         Modification::Storage(req) => {
             ("retention", dbs.modify_storage_strategy(scope, &req).await?)
         }
+        Modification::Objects(objects) => (
+            "backup objects",
+            dbs.modify_backup_objects(scope, id, &objects).await?,
+        ),
         Modification::SourceEndpoint(_) => {
             let described_objects = match observed.sighting.as_ref().map(|s| &s.observation) {
                 Some(Observation::Found(d)) => d.backup_objects.as_deref(),
@@ -156,11 +271,7 @@ async fn modify(
                 dbs.modify_backup_source_endpoint(scope, &req).await?,
             )
         }
-    };
-    if outcome.need_precheck {
-        dbs.start_backup_plan(scope, id, None).await?;
-    }
-    Ok(what)
+    })
 }
 
 /// How deletion left the plan.
@@ -188,20 +299,30 @@ pub async fn release(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Result<Ended,
     }
 }
 
-/// `StopBackupPlan` ALL of a Subscription plan; one already gone, or never configured (nothing
-/// running to stop), counts as stopped.
+/// `StopBackupPlan` ALL of a Subscription plan, unless DBS describes it as gone or as not
+/// running anything (never configured, already paused or stopped).
 pub async fn stop_subscription(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Result<Ended, Error> {
+    let idle = match describe_one(dbs, scope, id).await? {
+        Observation::Missing => true,
+        Observation::Found(d) => matches!(
+            d.backup_plan_status,
+            PlanStatus::Wait | PlanStatus::Pause | PlanStatus::Stop
+        ),
+    };
+    if idle {
+        return Ok(Ended::Stopped(id.to_owned()));
+    }
     match dbs.stop_backup_plan(scope, id, StopMethod::All).await {
         Ok(()) => Ok(Ended::Stopped(id.to_owned())),
-        Err(e) if is_gone(&e) || e.has_code("BackupPlanNotConfigured") => {
-            Ok(Ended::Stopped(id.to_owned()))
-        }
+        Err(e) if is_gone(&e) => Ok(Ended::Stopped(id.to_owned())),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Releases an adopted plan as it was bought, whatever the spec says: a Subscription plan is
-/// stopped (releasing one is refused), a pay-as-you-go plan released.
+/// stopped (releasing one is refused), a pay-as-you-go plan released. When DBS cannot tell the
+/// billing (DescribeBackupPlanBilling does not support every plan), the release is tried
+/// anyway, and a refused release falls back to a stop.
 pub async fn release_adopted(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Result<Ended, Error> {
     match dbs.describe_backup_plan_billing(scope, id).await {
         Ok(billing) if billing.is_subscription() => {
@@ -211,7 +332,19 @@ pub async fn release_adopted(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Resul
         // Pay-as-you-go, or gone (the release says so too).
         Ok(_) => release(dbs, scope, id).await,
         Err(e) if is_gone(&e) => release(dbs, scope, id).await,
-        Err(e) => Err(e.into()),
+        Err(e) if e.kind != ErrorKind::Terminal => Err(e.into()),
+        Err(e) => {
+            tracing::info!(backup_plan_id = %id, error = %e, "billing of the adopted plan unknown: trying to release it");
+            match dbs.release_backup_plan(scope, id).await {
+                Ok(()) => Ok(Ended::Released(id.to_owned())),
+                Err(e) if is_gone(&e) => Ok(Ended::Released(id.to_owned())),
+                Err(e) if e.kind == ErrorKind::Terminal => {
+                    tracing::info!(backup_plan_id = %id, error = %e, "release refused (a subscription plan): stopping it instead");
+                    stop_subscription(dbs, scope, id).await
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
     }
 }
 

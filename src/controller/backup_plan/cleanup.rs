@@ -75,7 +75,10 @@ pub async fn cleanup(
     match ended {
         Ok(Ended::Released(id)) => {
             inventory.forget(&id);
-            let note = format!("backup plan {id} released");
+            let note = format!(
+                "backup plan {id} released (irreversible); backups already in DBS built-in \
+                 storage are kept, and billed, until their retention period expires them"
+            );
             rt.events
                 .publish(obj, EventType::Normal, Reason::PlanReleased.as_str(), &note)
                 .await;
@@ -100,8 +103,8 @@ async fn scope(rt: &Runtime<BackupPlan>, obj: &BackupPlan) -> Result<Scope, Erro
 /// Says that a Subscription plan was stopped, not released: billing continues.
 async fn subscription_stopped(rt: &Runtime<BackupPlan>, obj: &BackupPlan, id: &str) {
     let message = format!(
-        "Subscription plan {id} cannot be released through the API: it was stopped and billing \
-         continues until the subscription expires (unsubscribe in the billing console)"
+        "Subscription plan {id} cannot be released through the API, and subscriptions cannot be \
+         unsubscribed: the plan was stopped and is billed until its term ends"
     );
     let mut status = obj.status.clone().unwrap_or_default();
     status.cloud_status = Some(crate::cloud::dbs::PlanStatus::Pause.to_string());

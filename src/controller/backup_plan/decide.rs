@@ -20,6 +20,18 @@ use crate::crd::{BackupPlanSpec, DeletionPolicy, PayType};
 /// Longest plan name DBS accepts.
 const MAX_PLAN_NAME: usize = 64;
 
+/// How long a plan this object created may stay invisible to DescribeBackupPlanList (DBS reads
+/// may lag behind its writes) before it counts as missing.
+pub const CREATE_VISIBILITY_GRACE: Duration = Duration::from_secs(60);
+
+/// A plan still in `init` without an error this long after StartBackupPlan was sent is taken
+/// to have never received it (the operator stopped between recording the start and sending
+/// it): it is started again. DBS prechecks take seconds to minutes.
+pub const PRECHECK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Shortest and longest wait between two looks at a plan whose precheck runs.
+const PRECHECK_POLL: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(30));
+
 /// Everything [`decide`] looks at.
 #[derive(Clone, Debug)]
 pub struct Facts<'a> {
@@ -43,6 +55,8 @@ pub struct Facts<'a> {
     pub applied_backup_log_interval_seconds: Option<i32>,
     /// Wait between CreateBackupPlan and ConfigureBackupPlan.
     pub configure_delay: Duration,
+    /// When StartBackupPlan was sent for the current configuration (status), if it was.
+    pub precheck_started_at: Option<Timestamp>,
 }
 
 /// The one thing the reconcile does next.
@@ -65,8 +79,13 @@ pub enum Step {
     WaitToConfigure(Duration),
     /// The plan is unconfigured (`wait`): ConfigureBackupPlan.
     Configure,
-    /// The plan is configured but not running: StartBackupPlan.
+    /// The plan is configured and was not started for this configuration: StartBackupPlan.
     Start,
+    /// StartBackupPlan was sent and DBS runs its precheck; look again after this long.
+    Prechecking(Duration),
+    /// This object created the plan moments ago and DBS does not list it yet; look again
+    /// after this long.
+    WaitForPlan(Duration),
     /// The plan differs from the spec: one Modify* call.
     Modify(Modification),
     /// The plan is running and matches the spec.
@@ -84,6 +103,8 @@ pub enum Modification {
     Storage(ModifyStorageStrategy),
     /// `ModifyBackupSourceEndpoint`; the password is filled in by the caller.
     SourceEndpoint(SourceEndpointChange),
+    /// `ModifyBackupObjects` with this `BackupObjects` JSON: only the objects differ.
+    Objects(String),
 }
 
 /// Why the source endpoint is sent again.
@@ -149,6 +170,9 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
     let detail = match facts.observed {
         None => return Step::Observe,
         Some(Observation::Missing) => {
+            if let Some(left) = remaining(facts.created_at, CREATE_VISIBILITY_GRACE, now) {
+                return Step::WaitForPlan(left.min(PRECHECK_POLL.0));
+            }
             return Step::Stalled {
                 reason: Reason::CloudPlanMissing,
                 message: format!(
@@ -178,20 +202,61 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
             if let Some(m) = modification(facts, id, detail) {
                 return Step::Modify(m);
             }
-            if *status == PlanStatus::Running {
-                return Step::Ready;
-            }
-            match detail.err_message.as_deref().filter(|m| !m.is_empty()) {
-                Some(err) if matches!(status, PlanStatus::Init | PlanStatus::Stop) => {
-                    Step::Stalled {
-                        reason: Reason::PrecheckFailed,
-                        message: format!("DBS precheck of plan {id} failed: {err}"),
-                    }
-                }
-                _ => Step::Start,
-            }
+            started(facts, id, status, detail.err_message.as_deref(), now)
         }
     }
+}
+
+/// The step for a configured plan that matches the spec: Ready when running; otherwise it is
+/// started once per configuration and then left to DBS's precheck, which either runs the plan
+/// or fails with a message. A plan stopped or paused at DBS is reported, never restarted
+/// behind the user's back (each start may take a full backup).
+fn started(
+    facts: &Facts<'_>,
+    id: &str,
+    status: &PlanStatus,
+    err_message: Option<&str>,
+    now: Timestamp,
+) -> Step {
+    let since_start = facts.precheck_started_at.map(|t| elapsed(t, now));
+    let poll = precheck_poll(since_start.unwrap_or_default());
+    match (status, err_message.filter(|m| !m.trim().is_empty())) {
+        (PlanStatus::Running, _) => Step::Ready,
+        (PlanStatus::Init | PlanStatus::Stop, Some(err)) => Step::Stalled {
+            reason: Reason::PrecheckFailed,
+            message: format!("DBS precheck of plan {id} failed: {err}"),
+        },
+        (PlanStatus::Init, None) => match since_start {
+            Some(t) if t < PRECHECK_TIMEOUT => Step::Prechecking(poll),
+            _ => Step::Start,
+        },
+        (PlanStatus::CheckPass, _) => Step::Prechecking(poll),
+        (other, _) => Step::Stalled {
+            reason: Reason::PlanNotRunning,
+            message: format!(
+                "backup plan {id} is {other} at DBS (stopped outside the operator, or failed); \
+                 it is not restarted automatically: start it in the DBS console once the cause \
+                 is fixed"
+            ),
+        },
+    }
+}
+
+/// Wait before the next look at a plan whose precheck started `since` ago: a quarter of that,
+/// within [`PRECHECK_POLL`], so short prechecks are seen promptly and long ones cost few calls.
+pub fn precheck_poll(since: Duration) -> Duration {
+    (since / 4).clamp(PRECHECK_POLL.0, PRECHECK_POLL.1)
+}
+
+/// Time from `from` to `now`, zero if `from` is later.
+fn elapsed(from: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(from)).unwrap_or_default()
+}
+
+/// What is left of `window` after `since`, when some is.
+pub fn remaining(since: Option<Timestamp>, window: Duration, now: Timestamp) -> Option<Duration> {
+    let left = window.checked_sub(elapsed(since?, now))?;
+    (!left.is_zero()).then_some(left)
 }
 
 /// The first Modify* call the plan needs, in the order name, strategy, storage, source.
@@ -238,7 +303,8 @@ fn modification(facts: &Facts<'_>, id: &str, d: &BackupPlanDetail) -> Option<Mod
             return Some(Modification::Storage(requests::modify_storage(id, r)));
         }
     }
-    if source_differs(spec, d) {
+    let drift = source_drift(spec, d);
+    if drift.endpoint {
         return Some(Modification::SourceEndpoint(SourceEndpointChange::Drift));
     }
     if facts.current_password_version.is_some()
@@ -248,51 +314,184 @@ fn modification(facts: &Facts<'_>, id: &str, d: &BackupPlanDetail) -> Option<Mod
             SourceEndpointChange::PasswordRotated,
         ));
     }
+    if drift.objects {
+        return Some(Modification::Objects(
+            backup_objects_value(&spec.backup_objects).to_string(),
+        ));
+    }
     None
 }
 
-/// Whether the source endpoint or the backup objects DBS reports differ from the spec. Fields
-/// DBS does not report are not compared.
-fn source_differs(spec: &BackupPlanSpec, d: &BackupPlanDetail) -> bool {
+/// Which parts of the source DBS reports differ in meaning from the spec.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SourceDrift {
+    /// A source endpoint field (sent with ModifyBackupSourceEndpoint).
+    endpoint: bool,
+    /// The backup objects (ModifyBackupObjects when nothing else differs).
+    objects: bool,
+}
+
+/// Compares the source and the backup objects DBS reports with the spec by meaning, not bytes:
+/// fields the spec leaves to DBS (a region it fills in) and fields DBS does not report are not
+/// compared; case, a resolved host, field order and default fields in `BackupObjects` are no
+/// difference.
+fn source_drift(spec: &BackupPlanSpec, d: &BackupPlanDetail) -> SourceDrift {
     let s = &spec.source;
-    let reported = |have: &Option<String>, want: &Option<String>| {
-        have.as_deref()
-            .filter(|h| !h.is_empty())
-            .is_some_and(|h| Some(h) != want.as_deref())
+    // Only what the spec sets and DBS reports is compared.
+    let differs = |have: &Option<String>, want: &Option<String>| match (have, want) {
+        (Some(h), Some(w)) if !h.trim().is_empty() => !h.trim().eq_ignore_ascii_case(w.trim()),
+        _ => false,
     };
     let type_differs = d
         .source_endpoint_instance_type
         .as_deref()
         .is_some_and(|t| !t.eq_ignore_ascii_case(s.instance_type.as_api_str()));
-    let ip_port = match (&s.host, s.port) {
-        (Some(h), Some(p)) => Some(format!("{h}:{p}")),
-        _ => None,
+    let ip_port_differs = match (&s.host, s.port, d.source_endpoint_ip_port.as_deref()) {
+        (Some(host), Some(port), Some(have)) if !have.trim().is_empty() => {
+            !same_address(host, port, have.trim())
+        }
+        _ => false,
     };
-    let ip_port_differs = ip_port.is_some() && reported(&d.source_endpoint_ip_port, &ip_port);
     let gateway_differs = d
         .backup_gateway_id
         .filter(|g| *g != 0)
         .is_some_and(|g| Some(g) != s.backup_gateway_id);
+    let endpoint = type_differs
+        || ip_port_differs
+        || gateway_differs
+        || differs(&d.source_endpoint_instance_id, &s.instance_id)
+        || differs(&d.source_endpoint_region, &s.region)
+        || differs(&d.source_endpoint_database_name, &s.database_name)
+        || differs(&d.source_endpoint_user_name, &s.user_name)
+        || differs(&d.source_endpoint_oracle_sid, &s.oracle_sid);
     // A reported empty string is a plan without objects (every database), which differs from
     // a spec naming some.
-    let objects_differ = !spec.backup_objects.is_empty()
+    let objects = !spec.backup_objects.is_empty()
         && d.backup_objects.as_deref().is_some_and(|o| {
             let have = if o.trim().is_empty() {
                 Some(Value::Array(Vec::new()))
             } else {
                 serde_json::from_str::<Value>(o).ok()
             };
-            have != Some(backup_objects_value(&spec.backup_objects))
+            have.map(|h| canonical(&h))
+                != Some(canonical(&backup_objects_value(&spec.backup_objects)))
         });
-    type_differs
-        || ip_port_differs
-        || gateway_differs
-        || objects_differ
-        || reported(&d.source_endpoint_instance_id, &s.instance_id)
-        || reported(&d.source_endpoint_region, &s.region)
-        || reported(&d.source_endpoint_database_name, &s.database_name)
-        || reported(&d.source_endpoint_user_name, &s.user_name)
-        || reported(&d.source_endpoint_oracle_sid, &s.oracle_sid)
+    SourceDrift { endpoint, objects }
+}
+
+/// Whether DBS's `ip:port` names the spec's `host` and `port`. A host name DBS reports
+/// resolved to an address is compared by port only.
+fn same_address(host: &str, port: i32, have: &str) -> bool {
+    let Some((have_host, have_port)) = have.rsplit_once(':') else {
+        return have.eq_ignore_ascii_case(host);
+    };
+    let same_port = have_port.trim().parse::<i32>().ok() == Some(port);
+    let host_is_name = host.parse::<std::net::IpAddr>().is_err();
+    let have_is_address = have_host
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    same_port && (have_host.eq_ignore_ascii_case(host) || (host_is_name && have_is_address))
+}
+
+/// `BackupObjects` in a form where meaning-preserving differences vanish: object keys sorted
+/// (serde_json maps compare by content), empty values (`""`, `[]`, `null`) dropped as the
+/// defaults they are, and list order ignored (databases and tables are sets).
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !is_empty_value(v))
+                .map(|(k, v)| (k.clone(), canonical(v)))
+                .collect(),
+        ),
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(canonical).collect();
+            items.sort_by_cached_key(Value::to_string);
+            items.dedup();
+            Value::Array(items)
+        }
+        other => other.clone(),
+    }
+}
+
+/// `null`, `""` and `[]`: what DBS fills in for a field the caller left out.
+fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// The spec's value and DBS's value for `m`, for a message when the same modification keeps
+/// coming back.
+pub fn difference(facts: &Facts<'_>, m: &Modification) -> (String, String) {
+    let Some(Observation::Found(d)) = facts.observed else {
+        return (String::new(), String::new());
+    };
+    let spec = facts.spec;
+    let s = &spec.source;
+    match m {
+        Modification::Name(want) => (want.clone(), d.backup_plan_name.clone()),
+        Modification::Strategy(req) => (
+            format!(
+                "{} {} interval {:?}",
+                req.backup_period,
+                req.backup_start_time.as_deref().unwrap_or_default(),
+                req.backup_log_interval_seconds
+            ),
+            format!(
+                "{} {} interval {:?}",
+                d.backup_period.as_deref().unwrap_or_default(),
+                d.backup_start_time.as_deref().unwrap_or_default(),
+                facts.applied_backup_log_interval_seconds
+            ),
+        ),
+        Modification::Storage(req) => (
+            format!(
+                "retention {} IA {} archive {}",
+                req.backup_retention_period,
+                req.duplication_infrequent_access_period,
+                req.duplication_archive_period
+            ),
+            format!(
+                "retention {:?} IA {:?} archive {:?}",
+                d.backup_retention_period,
+                d.duplication_infrequent_access_period,
+                d.duplication_archive_period
+            ),
+        ),
+        Modification::SourceEndpoint(SourceEndpointChange::PasswordRotated) => (
+            format!("password version {:?}", facts.current_password_version),
+            format!("password version {:?}", facts.applied_password_version),
+        ),
+        Modification::SourceEndpoint(SourceEndpointChange::Drift) => (
+            format!(
+                "{} {:?} {:?} {:?}:{:?} db {:?} user {:?}",
+                s.instance_type.as_api_str(),
+                s.region,
+                s.instance_id,
+                s.host,
+                s.port,
+                s.database_name,
+                s.user_name
+            ),
+            format!(
+                "{} {:?} {:?} {:?} db {:?} user {:?}",
+                d.source_endpoint_instance_type
+                    .as_deref()
+                    .unwrap_or_default(),
+                d.source_endpoint_region,
+                d.source_endpoint_instance_id,
+                d.source_endpoint_ip_port,
+                d.source_endpoint_database_name,
+                d.source_endpoint_user_name
+            ),
+        ),
+        Modification::Objects(want) => (want.clone(), d.backup_objects.clone().unwrap_or_default()),
+    }
 }
 
 /// What deletion does, before any credentials are resolved. `client_token` is the status'

@@ -20,7 +20,8 @@ mod observe;
 mod report;
 mod requests;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
@@ -33,10 +34,11 @@ use kube::runtime::watcher;
 
 use self::decide::{Facts, Step};
 use self::observe::PlanInventory;
-use self::report::Outcome;
+use self::report::{Outcome, Reason};
 use super::runtime::{self, Reconciler, Runtime};
 use super::{Context, Error};
 use crate::crd::{BackupPlan, BackupPlanStatus, is_paused};
+use crate::sync::lock;
 
 /// Runs the BackupPlan controller until the process receives SIGTERM or SIGINT (in-flight
 /// reconciles finish first) or the task is dropped.
@@ -60,6 +62,55 @@ pub async fn run(ctx: Arc<Context>) {
 struct BackupPlans {
     /// What DBS was last seen to hold, shared by every reconcile.
     inventory: PlanInventory,
+    /// The modification each drifting object needed, and in how many reconciles in a row.
+    drift: DriftMemory,
+}
+
+/// After this many reconciles in a row needing the same modification, it is reported as
+/// `DriftNotConverging` instead of being sent again: DBS does not keep what it is sent (or
+/// describes it differently), and each source change would restart the precheck forever.
+const DRIFT_REPEATS: u32 = 3;
+
+/// Per object (UID): the last modification needed (with DBS's value) and how many reconciles
+/// in a row needed it. Only drifting objects have an entry.
+#[derive(Default)]
+struct DriftMemory(Mutex<HashMap<String, (String, u32)>>);
+
+impl DriftMemory {
+    /// `step`, unless it is the same modification for the [`DRIFT_REPEATS`]th time in a row:
+    /// then a `DriftNotConverging` stall naming both values.
+    fn check(&self, uid: &str, step: Step, facts: &Facts<'_>) -> Step {
+        let mut memory = lock(&self.0);
+        let Step::Modify(m) = &step else {
+            memory.remove(uid);
+            return step;
+        };
+        let (want, have) = decide::difference(facts, m);
+        let seen = format!("{m:?} {have}");
+        let entry = memory
+            .entry(uid.to_owned())
+            .or_insert_with(|| (seen.clone(), 0));
+        if entry.0 != seen {
+            *entry = (seen, 0);
+        }
+        entry.1 += 1;
+        if entry.1 < DRIFT_REPEATS {
+            return step;
+        }
+        Step::Stalled {
+            reason: Reason::DriftNotConverging,
+            message: format!(
+                "the same change was needed {DRIFT_REPEATS} times in a row and DBS still \
+                 describes {have:?} where the spec asks for {want:?}; not sent again until the \
+                 spec or the plan changes"
+            ),
+        }
+    }
+
+    /// Drops what is known of an object.
+    fn forget(&self, uid: &str) {
+        lock(&self.0).remove(uid);
+    }
 }
 
 #[async_trait]
@@ -74,6 +125,7 @@ impl Reconciler for BackupPlans {
     }
 
     async fn cleanup(&self, obj: &BackupPlan, rt: &Runtime<BackupPlan>) -> Result<Action, Error> {
+        self.drift.forget(&obj.uid().unwrap_or_default());
         cleanup::cleanup(rt, &self.inventory, obj).await
     }
 }
@@ -104,6 +156,7 @@ impl BackupPlans {
             current_password_version: None,
             applied_backup_log_interval_seconds: status.backup_log_interval_seconds,
             configure_delay: config.configure_delay,
+            precheck_started_at: status.precheck_started_at.as_ref().map(|t| t.0),
         };
         // What needs no cloud call comes first: a bad spec or a pause makes none.
         let step = decide::decide(&facts, Timestamp::now());
@@ -114,6 +167,9 @@ impl BackupPlans {
         facts.current_password_version = observed.password_version();
         facts.observed = observed.sighting.as_ref().map(|s| &s.observation);
         let step = decide::decide(&facts, Timestamp::now());
+        let step = self
+            .drift
+            .check(&obj.uid().unwrap_or_default(), step, &facts);
         if let (Some(id), Some(sighting)) = (id.as_deref(), &observed.sighting) {
             report::record_sighting(status, id, sighting);
         }
@@ -155,4 +211,59 @@ fn backup_plan_id(obj: &BackupPlan) -> Option<String> {
         .backup_plan_id
         .clone()
         .or_else(|| obj.status.as_ref().and_then(|s| s.backup_plan_id.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::backup_plan::decide::Modification;
+    use crate::controller::backup_plan::observe::Observation;
+
+    #[test]
+    fn the_same_modification_three_times_in_a_row_stalls() {
+        let spec: crate::crd::BackupPlanSpec = serde_json::from_value(serde_json::json!({
+            "region": "cn-hangzhou", "databaseType": "MySQL", "instanceClass": "micro",
+            "backupMethod": "logical", "source": {"instanceType": "Other", "host": "h", "port": 1},
+        }))
+        .expect("a valid spec");
+        let observed = Observation::Found(Box::default());
+        let facts = Facts {
+            spec: &spec,
+            plan_name: "ns-bp",
+            paused: false,
+            backup_plan_id: Some("dbsabc123"),
+            created_at: None,
+            observed: Some(&observed),
+            applied_password_version: None,
+            current_password_version: None,
+            applied_backup_log_interval_seconds: None,
+            configure_delay: std::time::Duration::from_secs(5),
+            precheck_started_at: None,
+        };
+        let memory = DriftMemory::default();
+        let rename = || Step::Modify(Modification::Name("ns-bp".into()));
+        let other = || Step::Modify(Modification::Name("other".into()));
+        assert_eq!(memory.check("u", rename(), &facts), rename());
+        assert_eq!(memory.check("u", rename(), &facts), rename());
+        assert!(matches!(
+            memory.check("u", rename(), &facts),
+            Step::Stalled { reason: Reason::DriftNotConverging, ref message } if message.contains("\"ns-bp\"")
+        ));
+        assert!(matches!(
+            memory.check("u", rename(), &facts),
+            Step::Stalled { .. }
+        ));
+        assert_eq!(memory.check("v", rename(), &facts), rename(), "per object");
+        assert_eq!(
+            memory.check("u", other(), &facts),
+            other(),
+            "another change starts over"
+        );
+        assert_eq!(memory.check("u", Step::Ready, &facts), Step::Ready);
+        assert_eq!(
+            memory.check("u", other(), &facts),
+            other(),
+            "a step in between starts over"
+        );
+    }
 }

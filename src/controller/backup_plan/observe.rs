@@ -6,7 +6,7 @@ mod inventory;
 
 use kube::ResourceExt;
 
-pub use self::inventory::{PlanInventory, Sighting};
+pub use self::inventory::{PlanInventory, Sighting, describe_one};
 use crate::cloud::Scope;
 use crate::cloud::dbs::BackupPlanDetail;
 use crate::controller::Error;

@@ -30,8 +30,12 @@ reasons! {
         WaitingToConfigure,
         /// `ConfigureBackupPlan` was accepted.
         Configuring,
-        /// `StartBackupPlan` was accepted.
+        /// `StartBackupPlan` is being sent.
         Starting,
+        /// `StartBackupPlan` was accepted; DBS runs its precheck.
+        Prechecking,
+        /// The plan was just created and DBS does not list it yet.
+        WaitingForPlan,
         /// A `Modify*` call was accepted.
         Updating,
         /// Paused by annotation.
@@ -44,6 +48,12 @@ reasons! {
         CloudPlanLocked,
         /// The DBS precheck failed.
         PrecheckFailed,
+        /// The plan is stopped or paused at DBS; the operator does not restart it.
+        PlanNotRunning,
+        /// The same modification was needed three reconciles in a row: DBS does not keep it.
+        DriftNotConverging,
+        /// CreateBackupPlan was refused: its ClientToken was used before with other parameters.
+        CreateConflict,
         /// Deleted before any plan was created.
         NothingToRelease,
         /// Deleted after a create whose answer was lost; a plan may remain.
@@ -183,12 +193,16 @@ pub fn settle(
             Action::requeue(config.resync_period),
         ),
         // Mutating steps are acted on by `act`; reaching here means "look again".
-        Step::Observe | Step::Create | Step::Configure | Step::Start | Step::Modify(_) => {
-            Outcome::new(
-                Phase::reconciling(Reason::Creating, "waiting for the plan to be observed"),
-                Action::requeue(AFTER_CHANGE),
-            )
-        }
+        Step::Observe
+        | Step::Create
+        | Step::Configure
+        | Step::Start
+        | Step::Prechecking(_)
+        | Step::WaitForPlan(_)
+        | Step::Modify(_) => Outcome::new(
+            Phase::reconciling(Reason::Creating, "waiting for the plan to be observed"),
+            Action::requeue(AFTER_CHANGE),
+        ),
     }
 }
 

@@ -58,6 +58,7 @@ fn facts<'a>(spec: &'a BackupPlanSpec, observed: Option<&'a Observation>) -> Fac
         current_password_version: None,
         applied_backup_log_interval_seconds: None,
         configure_delay: Duration::from_secs(5),
+        precheck_started_at: None,
     }
 }
 
@@ -210,10 +211,18 @@ fn decision_table() {
             |x| *x == Step::Start,
         ),
         (
-            "plan paused out of band starts again",
+            "plan paused out of band is reported, not restarted",
             facts(&s, Some(&paused_plan)),
             ts(200),
-            |x| *x == Step::Start,
+            |x| {
+                matches!(
+                    x,
+                    Step::Stalled {
+                        reason: Reason::PlanNotRunning,
+                        ..
+                    }
+                )
+            },
         ),
         (
             "running matching plan is ready",
@@ -514,7 +523,7 @@ fn log_interval_change_modifies_strategy_once() {
 }
 
 #[test]
-fn objects_added_to_a_plan_without_objects_modify_the_source_endpoint() {
+fn objects_added_to_a_plan_without_objects_modify_only_the_objects() {
     let mut s = spec();
     s.backup_objects = vec![BackupObject {
         database_name: "app".into(),
@@ -532,11 +541,180 @@ fn objects_added_to_a_plan_without_objects_modify_the_source_endpoint() {
     let everything = described(Some(""));
     assert_eq!(
         decide(&facts(&s, Some(&everything)), now),
-        Step::Modify(Modification::SourceEndpoint(SourceEndpointChange::Drift)),
-        "DBS describes a plan without objects as an empty string"
+        Step::Modify(Modification::Objects(r#"[{"DBName":"app"}]"#.into())),
+        "DBS describes a plan without objects as an empty string; only the objects change"
     );
     let same = described(Some(r#"[{"DBName":"app"}]"#));
     assert_eq!(decide(&facts(&s, Some(&same)), now), Step::Ready);
     let unreported = described(None);
     assert_eq!(decide(&facts(&s, Some(&unreported)), now), Step::Ready);
+}
+
+#[test]
+fn a_started_plan_is_left_to_its_precheck_and_started_once() {
+    let s = spec();
+    let started = |status: &str, err: Option<&str>| {
+        Observation::Found(Box::new(BackupPlanDetail {
+            backup_plan_status: PlanStatus::parse(status),
+            err_message: err.map(str::to_owned),
+            ..running()
+        }))
+    };
+    let init = started("init", None);
+    let check_pass = started("check_pass", Some(""));
+    let failed_init = started("init", Some("can not connect"));
+    let failed_stop = started("stop", Some("access denied"));
+    let stopped = started("stop", None);
+    let after = |observed, started_at: Option<i64>| Facts {
+        precheck_started_at: started_at.map(ts),
+        ..facts(&s, Some(observed))
+    };
+    assert_eq!(decide(&after(&init, None), ts(500)), Step::Start);
+    assert_eq!(
+        decide(&after(&init, Some(500)), ts(501)),
+        Step::Prechecking(Duration::from_secs(2)),
+        "no second start while DBS prechecks"
+    );
+    assert_eq!(
+        decide(&after(&check_pass, Some(500)), ts(600)),
+        Step::Prechecking(Duration::from_secs(25)),
+        "the interval grows with the precheck's age"
+    );
+    assert_eq!(
+        decide(&after(&check_pass, None), ts(600)),
+        Step::Prechecking(Duration::from_secs(2)),
+        "a passed precheck is DBS's to finish, even for a plan this object did not start"
+    );
+    let late = 500 + i64::try_from(PRECHECK_TIMEOUT.as_secs()).expect("small");
+    assert_eq!(
+        decide(&after(&init, Some(500)), ts(late)),
+        Step::Start,
+        "a start that never reached DBS is sent again after the precheck timeout"
+    );
+    for failed in [&failed_init, &failed_stop] {
+        assert!(matches!(
+            decide(&after(failed, Some(500)), ts(510)),
+            Step::Stalled { reason: Reason::PrecheckFailed, ref message } if message.contains("failed: ")
+        ));
+    }
+    assert!(matches!(
+        decide(&after(&stopped, None), ts(510)),
+        Step::Stalled {
+            reason: Reason::PlanNotRunning,
+            ..
+        }
+    ));
+    assert_eq!(
+        decide(&after(&started("running", None), Some(500)), ts(510)),
+        Step::Ready
+    );
+}
+
+#[test]
+fn precheck_polls_grow_from_two_to_thirty_seconds() {
+    assert_eq!(precheck_poll(Duration::ZERO), Duration::from_secs(2));
+    assert_eq!(
+        precheck_poll(Duration::from_secs(20)),
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        precheck_poll(Duration::from_secs(3600)),
+        Duration::from_secs(30)
+    );
+}
+
+#[test]
+fn a_plan_just_created_and_not_listed_yet_is_waited_for() {
+    let s = spec();
+    let missing = Observation::Missing;
+    let created_at = |t: Option<i64>| Facts {
+        created_at: t.map(ts),
+        ..facts(&s, Some(&missing))
+    };
+    assert_eq!(
+        decide(&created_at(Some(100)), ts(101)),
+        Step::WaitForPlan(Duration::from_secs(2))
+    );
+    let grace = i64::try_from(CREATE_VISIBILITY_GRACE.as_secs()).expect("small");
+    for stale in [created_at(Some(100)), created_at(None)] {
+        let at = if stale.created_at.is_some() {
+            100 + grace
+        } else {
+            101
+        };
+        assert!(
+            matches!(
+                decide(&stale, ts(at)),
+                Step::Stalled {
+                    reason: Reason::CloudPlanMissing,
+                    ..
+                }
+            ),
+            "missing after the grace, or an adopted plan: {stale:?}"
+        );
+    }
+}
+
+#[test]
+fn values_dbs_normalises_are_no_drift() {
+    let mut s = spec();
+    s.source.region = None;
+    s.source.instance_type = SourceInstanceType::Other;
+    s.source.instance_id = None;
+    s.source.host = Some("db.example.com".into());
+    s.source.port = Some(3306);
+    s.backup_objects = vec![
+        BackupObject {
+            database_name: "app".into(),
+            schema_name: None,
+            table_includes: vec!["b".into(), "a".into()],
+            table_excludes: vec![],
+        },
+        BackupObject {
+            database_name: "logs".into(),
+            schema_name: None,
+            table_includes: vec![],
+            table_excludes: vec![],
+        },
+    ];
+    let described = |ip_port: &str, objects: &str| {
+        Observation::Found(Box::new(BackupPlanDetail {
+            source_endpoint_instance_type: Some("other".into()),
+            source_endpoint_instance_id: Some(String::new()),
+            // Filled in by DBS.
+            source_endpoint_region: Some("cn-hangzhou".into()),
+            source_endpoint_ip_port: Some(ip_port.into()),
+            backup_objects: Some(objects.into()),
+            ..running()
+        }))
+    };
+    // The host resolved to an address; other field order, default fields, other list order.
+    let normalised = described(
+        "10.0.0.7:3306",
+        r#"[{"TableExcludes":[],"SchemaName":"","DBName":"logs","TableIncludes":[]},
+            {"TableIncludes":[{"TableName":"a"},{"TableName":"b"}],"DBName":"app"}]"#,
+    );
+    assert_eq!(
+        decide(&facts(&s, Some(&normalised)), ts(1_000)),
+        Step::Ready
+    );
+    let same_objects = r#"[{"DBName":"logs"},{"DBName":"app","TableIncludes":[{"TableName":"b"},{"TableName":"a"}]}]"#;
+    let other_port = described("10.0.0.7:3307", same_objects);
+    assert_eq!(
+        decide(&facts(&s, Some(&other_port)), ts(1_000)),
+        Step::Modify(Modification::SourceEndpoint(SourceEndpointChange::Drift))
+    );
+    let other_host = described("other.example.com:3306", same_objects);
+    assert_eq!(
+        decide(&facts(&s, Some(&other_host)), ts(1_000)),
+        Step::Modify(Modification::SourceEndpoint(SourceEndpointChange::Drift))
+    );
+    let other_table = described(
+        "DB.example.com:3306",
+        r#"[{"DBName":"app","TableIncludes":[{"TableName":"a"}]},{"DBName":"logs"}]"#,
+    );
+    assert!(matches!(
+        decide(&facts(&s, Some(&other_table)), ts(1_000)),
+        Step::Modify(Modification::Objects(_))
+    ));
 }

@@ -246,7 +246,7 @@ async fn sweep<D: ListPlans + ?Sized>(
 }
 
 /// `DescribeBackupPlanList` for one id. Not found: no item with that id, or `InvalidParameterValid`.
-async fn describe_one<D: ListPlans + ?Sized>(
+pub async fn describe_one<D: ListPlans + ?Sized>(
     dbs: &D,
     scope: &Scope,
     id: &str,
