@@ -24,6 +24,8 @@ const ACCESS_KEY_ID: &str = common::ACCESS_KEY_ID;
 const ACCESS_KEY_SECRET: &str = common::ACCESS_KEY_SECRET;
 const CONFIGURE_DELAY: Duration = Duration::from_millis(200);
 const INSTANCE_BUSY: Duration = Duration::from_millis(200);
+/// Short, so the script sees StartBackupPlan's precheck (`init` -> `check_pass` -> `running`).
+const PRECHECK: Duration = Duration::from_millis(500);
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn sdk_dir() -> PathBuf {
@@ -81,6 +83,7 @@ async fn official_python_sdks_work_against_the_emulator() {
         c.rds_instances = vec![(REGION.into(), INSTANCE.into())];
         c.configure_delay = CONFIGURE_DELAY;
         c.instance_busy = INSTANCE_BUSY;
+        c.precheck = PRECHECK;
     })
     .await;
 
@@ -94,6 +97,7 @@ async fn official_python_sdks_work_against_the_emulator() {
             "--configure-delay-ms",
             &CONFIGURE_DELAY.as_millis().to_string(),
         ])
+        .args(["--precheck-ms", &PRECHECK.as_millis().to_string()])
         // The account goes through the environment, not argv.
         .env("ALICLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
         .env("ALICLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
@@ -156,6 +160,15 @@ async fn official_python_sdks_work_against_the_emulator() {
             .count()
     };
     assert_eq!(outcome("AssumeRoleWithOIDC", "Success"), 2, "{report}");
+    // Issue 10: the precheck refused a second Start, a reused ClientToken with other
+    // parameters was refused, and ModifyBackupObjects went through, once per style.
+    for (action, code) in [
+        ("StartBackupPlan", "OperationConflict"),
+        ("CreateBackupPlan", "IdempotentParameterMismatch"),
+        ("ModifyBackupObjects", "Success"),
+    ] {
+        assert_eq!(outcome(action, code), 2, "{action} -> {code}\n{report}");
+    }
     assert!(
         outcome("DescribeBackupPlanList", "SignatureDoesNotMatch") >= 2,
         "{report}"

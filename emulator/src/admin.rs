@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::faults::{FaultRule, OneShot};
-use crate::state::{Connection, Instance, Shared, domain};
+use crate::state::{Connection, Instance, PrecheckFailure, Shared, domain};
 use crate::wire::now_ms;
 
 /// Admin routes (mounted under `/_emulator`).
@@ -34,6 +34,10 @@ pub fn router() -> Router<Shared> {
         .route("/instances/{id}/connections", post(add_connection))
         .route("/plans/{id}", delete(delete_plan))
         .route("/plans/{id}", patch(patch_plan))
+        .route(
+            "/plans/{id}/precheck",
+            put(set_precheck_failure).delete(clear_precheck_failure),
+        )
 }
 
 /// JSON response with a status.
@@ -161,6 +165,9 @@ struct SettingsBody {
     instance_busy_ms: Option<i64>,
     /// 0 removes the cap.
     sts_max_duration_seconds: Option<i64>,
+    precheck_ms: Option<i64>,
+    client_token_ttl_ms: Option<i64>,
+    describe_lag_ms: Option<i64>,
 }
 
 /// PUT /settings.
@@ -178,6 +185,15 @@ async fn settings(AxState(shared): AxState<Shared>, body: Bytes) -> Response {
     }
     if let Some(v) = s.sts_max_duration_seconds {
         st.settings.sts_max_duration_s = (v > 0).then_some(v);
+    }
+    if let Some(v) = s.precheck_ms {
+        st.settings.precheck_ms = v.max(0);
+    }
+    if let Some(v) = s.client_token_ttl_ms {
+        st.settings.client_token_ttl_ms = v.max(0);
+    }
+    if let Some(v) = s.describe_lag_ms {
+        st.settings.describe_lag_ms = v.max(0);
     }
     ok()
 }
@@ -375,6 +391,7 @@ async fn patch_plan(
     };
     if let Some(v) = b.status {
         plan.status = v;
+        plan.precheck = None;
     }
     if let Some(v) = b.name {
         plan.name = v;
@@ -389,4 +406,52 @@ async fn patch_plan(
         plan.backup_retention_period = v;
     }
     reply(StatusCode::OK, json!(plan))
+}
+
+/// Body of PUT /plans/{id}/precheck.
+#[derive(Deserialize)]
+struct PrecheckFailBody {
+    /// The `ErrMessage` of the failure; `null` clears an armed failure.
+    fail: Option<String>,
+    /// `init` (default) or `stop`.
+    status: Option<String>,
+}
+
+/// PUT /plans/{id}/precheck: arms (or, with `"fail": null`, clears) the failure of the plan's
+/// prechecks, the one running included.
+async fn set_precheck_failure(
+    AxState(shared): AxState<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let b: PrecheckFailBody = match parse(&body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let status = b.status.unwrap_or_else(|| "init".into());
+    if status != "init" && status != "stop" {
+        return fail(StatusCode::BAD_REQUEST, "status must be init or stop");
+    }
+    let mut st = shared.lock();
+    let Some(plan) = st.plans.get_mut(&id) else {
+        return fail(StatusCode::NOT_FOUND, format!("plan {id} not found"));
+    };
+    plan.precheck_failure = b.fail.map(|message| PrecheckFailure { message, status });
+    reply(
+        StatusCode::OK,
+        json!({ "precheckFailure": plan.precheck_failure }),
+    )
+}
+
+/// DELETE /plans/{id}/precheck: the plan's next prechecks pass again.
+async fn clear_precheck_failure(
+    AxState(shared): AxState<Shared>,
+    Path(id): Path<String>,
+) -> Response {
+    let mut st = shared.lock();
+    let Some(plan) = st.plans.get_mut(&id) else {
+        return fail(StatusCode::NOT_FOUND, format!("plan {id} not found"));
+    };
+    plan.precheck_failure = None;
+    ok()
 }

@@ -21,6 +21,12 @@ pub struct EmulatorConfig {
     pub quotas: HashMap<String, u32>,
     /// Upper bound for the lifetime of credentials issued by STS.
     pub sts_max_duration: Option<Duration>,
+    /// How long the precheck begun by StartBackupPlan lasts (`init` -> `check_pass` -> `running`).
+    pub precheck: Duration,
+    /// How long a CreateBackupPlan ClientToken is remembered.
+    pub client_token_ttl: Duration,
+    /// How long a new plan stays invisible to DescribeBackupPlanList (read-after-create lag).
+    pub describe_lag: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -33,6 +39,9 @@ impl Default for EmulatorConfig {
             instance_busy: Duration::from_secs(3),
             quotas: HashMap::new(),
             sts_max_duration: None,
+            precheck: Duration::from_secs(5),
+            client_token_ttl: Duration::from_secs(60 * 60),
+            describe_lag: Duration::ZERO,
         }
     }
 }

@@ -24,4 +24,4 @@ pub use config::EmulatorConfig;
 pub use error::EmulatorError;
 pub use server::Emulator;
 pub use snapshot::{InstanceSnapshot, Snapshot};
-pub use state::{CallRecord, Connection, Plan};
+pub use state::{CallRecord, Connection, Plan, Precheck, PrecheckFailure};

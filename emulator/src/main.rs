@@ -36,7 +36,7 @@ struct Cli {
     rds_instances: Vec<(String, String)>,
 
     /// Minimum delay between CreateBackupPlan and ConfigureBackupPlan (ms);
-    /// earlier calls fail with ErrCode BackupPlanNotReady.
+    /// earlier calls fail with ErrCode OperationDenied.
     #[arg(
         long,
         env = "ALICLOUD_EMULATOR_CONFIGURE_DELAY_MS",
@@ -62,6 +62,24 @@ struct Cli {
     /// AssumeRoleWithOIDC: Expiration = now + min(DurationSeconds, cap).
     #[arg(long, env = "ALICLOUD_EMULATOR_STS_MAX_DURATION")]
     sts_max_duration: Option<u64>,
+
+    /// Length of the precheck begun by StartBackupPlan (ms): the plan is
+    /// `init`, then `check_pass` from half-time, then `running`.
+    #[arg(long, env = "ALICLOUD_EMULATOR_PRECHECK_MS", default_value_t = 5000)]
+    precheck_ms: u64,
+
+    /// How long a CreateBackupPlan ClientToken is remembered (ms); a token
+    /// reused later creates a new plan.
+    #[arg(
+        long,
+        env = "ALICLOUD_EMULATOR_CLIENT_TOKEN_TTL_MS",
+        default_value_t = 3_600_000
+    )]
+    client_token_ttl_ms: u64,
+
+    /// How long a new plan stays invisible to DescribeBackupPlanList (ms).
+    #[arg(long, env = "ALICLOUD_EMULATOR_DESCRIBE_LAG_MS", default_value_t = 0)]
+    describe_lag_ms: u64,
 }
 
 /// Parses `ACCESS_KEY_ID:SECRET`.
@@ -134,6 +152,9 @@ async fn main() -> anyhow::Result<()> {
         instance_busy: Duration::from_millis(cli.instance_busy_ms),
         quotas: cli.quotas.into_iter().collect::<HashMap<_, _>>(),
         sts_max_duration: cli.sts_max_duration.map(Duration::from_secs),
+        precheck: Duration::from_millis(cli.precheck_ms),
+        client_token_ttl: Duration::from_millis(cli.client_token_ttl_ms),
+        describe_lag: Duration::from_millis(cli.describe_lag_ms),
     };
     let signal = shutdown_signal()?;
     let emulator = Emulator::start(config)

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::EmulatorConfig;
 use crate::faults::Faults;
@@ -40,6 +40,23 @@ pub struct Settings {
     pub instance_busy_ms: i64,
     /// Cap on STS credential lifetime, seconds.
     pub sts_max_duration_s: Option<i64>,
+    /// Length of the precheck begun by StartBackupPlan (`init` -> `check_pass` -> `running`).
+    pub precheck_ms: i64,
+    /// How long a CreateBackupPlan ClientToken is remembered.
+    pub client_token_ttl_ms: i64,
+    /// A plan younger than this is not yet listed by DescribeBackupPlanList.
+    pub describe_lag_ms: i64,
+}
+
+/// What a CreateBackupPlan ClientToken is remembered with.
+#[derive(Debug, Clone)]
+pub struct ClientTokenUse {
+    /// The plan the first request created.
+    pub backup_plan_id: String,
+    /// The create parameters of the first request, to detect a reuse with other parameters.
+    pub parameters: Vec<(String, String)>,
+    /// When the first request was served, epoch ms (the token is forgotten `client_token_ttl_ms` later).
+    pub at_ms: i64,
 }
 
 /// Temporary credentials issued by AssumeRoleWithOIDC.
@@ -150,6 +167,37 @@ pub struct Plan {
     pub cross_role_name: Option<String>,
     /// Plan attribute `ResourceGroupId`.
     pub resource_group_id: Option<String>,
+    /// Plan attribute `ErrMessage`: why the last precheck failed, empty otherwise.
+    pub err_message: String,
+    /// The precheck in progress, if any.
+    pub precheck: Option<Precheck>,
+    /// A failure armed through the admin API: every precheck of the plan fails with it until
+    /// it is cleared.
+    pub precheck_failure: Option<PrecheckFailure>,
+    /// The `CreatedFullBackupsetId` of every accepted start (StartBackupPlan, or
+    /// ConfigureBackupPlan with `AutoStartBackup`), oldest first.
+    pub full_backup_set_ids: Vec<String>,
+}
+
+/// A precheck in progress: `init` for the first half, `check_pass` for the second, then
+/// `running` (or the armed failure's status).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Precheck {
+    /// When it began, epoch ms.
+    pub started_at_ms: i64,
+    /// How long it lasts (the `precheck` setting when it began).
+    pub duration_ms: i64,
+}
+
+/// How the prechecks of one plan fail (admin `PUT /_emulator/plans/{id}/precheck`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrecheckFailure {
+    /// The `ErrMessage` DescribeBackupPlanList shows once the precheck is over.
+    pub message: String,
+    /// The status the plan is left in: `init` or `stop`.
+    pub status: String,
 }
 
 /// One endpoint of an RDS instance.
@@ -279,8 +327,8 @@ pub struct State {
     pub nonces: NonceCache,
     /// Backup plans by id (released ones included).
     pub plans: BTreeMap<String, Plan>,
-    /// (account, action, ClientToken) -> BackupPlanId.
-    pub client_tokens: HashMap<(String, String, String), String>,
+    /// (account, action, ClientToken) -> the request that first used it.
+    pub client_tokens: HashMap<(String, String, String), ClientTokenUse>,
     /// RDS instances.
     pub instances: Vec<Instance>,
     /// Call log.
@@ -303,6 +351,9 @@ impl State {
                 sts_max_duration_s: config
                     .sts_max_duration
                     .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                precheck_ms: duration_ms(config.precheck),
+                client_token_ttl_ms: duration_ms(config.client_token_ttl),
+                describe_lag_ms: duration_ms(config.describe_lag),
             },
             accounts: config.accounts.iter().cloned().collect(),
             sts_credentials: HashMap::new(),
@@ -334,15 +385,20 @@ impl State {
         self.instances.iter_mut().find(|i| i.db_instance_id == id)
     }
 
-    /// What the emulator holds at `now_ms`: plans in creation order (passwords left out),
+    /// What the emulator holds at `now_ms`: plans in creation order (passwords left out, prechecks
+    /// advanced to `now_ms`),
     /// instances with their current status, the call log (the body of `GET /_emulator/state`).
     pub fn snapshot(&self, now_ms: i64) -> Snapshot {
         let mut plans: Vec<Plan> = self
             .plans
             .values()
-            .map(|p| Plan {
-                source_endpoint_password: None,
-                ..p.clone()
+            .map(|p| {
+                let mut plan = Plan {
+                    source_endpoint_password: None,
+                    ..p.clone()
+                };
+                crate::dbs::settle_precheck(&mut plan, now_ms);
+                plan
             })
             .collect();
         plans.sort_by_key(|p| p.seq);

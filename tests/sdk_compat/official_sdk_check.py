@@ -15,8 +15,9 @@ Usage (flags win over the environment):
          ALICLOUD_ACCESS_KEY_SECRET, ALICLOUD_RDS_INSTANCE, ALICLOUD_REGION
 
 The emulator must run with short delays (the Rust test uses
---configure-delay-ms 200 and --instance-busy-ms 200); the script waits for
-them by polling/sleeping, never by relying on defaults.
+--configure-delay-ms 200, --instance-busy-ms 200 and --precheck-ms 500, passing
+the first and the last to this script); the script waits for them by
+polling/sleeping, never by relying on defaults.
 
 Signing styles (alibabacloud_tea_openapi Client.call_api):
   v3  Config.signature_algorithm unset -> Client.do_request, V3
@@ -403,6 +404,8 @@ def dbs_suite(args, r: Runner, style: str) -> None:
             dbs_models.DescribeBackupPlanListRequest(
                 backup_plan_id=plan_id, region=args.region, page_num=0, page_size=10), rt)
 
+    # StartBackupPlan begins an asynchronous precheck: wait for `running`.
+    wait_for_plan_status(args, r, "DBS DescribeBackupPlanList (precheck)", describe, cap, "running")
     body = r.call("DBS DescribeBackupPlanList", describe, cap, dbs=True)
     check(body.total_elements == 1, f"DescribeBackupPlanList: TotalElements {body.total_elements!r}")
     check(body.items is not None and len(body.items.backup_plan_detail) == 1,
@@ -417,7 +420,9 @@ def dbs_suite(args, r: Runner, style: str) -> None:
           f"SourceEndpointInstanceType {plan.source_endpoint_instance_type!r}")
     check((plan.backup_period or "").upper() == "MONDAY,THURSDAY", f"BackupPeriod {plan.backup_period!r}")
     check((plan.backup_start_time or "").startswith("02:00"), f"BackupStartTime {plan.backup_start_time!r}")
-    check(json.loads(plan.backup_objects) == [{"DBName": "app"}], f"BackupObjects {plan.backup_objects!r}")
+    # DBS re-serialises BackupObjects (key order, empty table lists): compare the meaning.
+    check([{k: v for k, v in o.items() if v != []} for o in json.loads(plan.backup_objects)]
+          == [{"DBName": "app"}], f"BackupObjects {plan.backup_objects!r}")
     check(isinstance(plan.backup_plan_create_time, int), "BackupPlanCreateTime must be an integer")
     check(plan.backup_retention_period == 30, f"BackupRetentionPeriod {plan.backup_retention_period!r}")
     check(plan.database_type == "MySQL", f"DatabaseType {plan.database_type!r}")
@@ -609,6 +614,147 @@ def negative_suite(args, r: Runner, style: str) -> None:
 
 
 # --------------------------------------------------------------------------- #
+# Precheck and ClientToken (issue 10): DBS errors may come back as an SDK exception (HTTP 4xx)
+# or as HTTP 200 with Success:false; both carry the code.
+# --------------------------------------------------------------------------- #
+
+
+def _error_codes(e: Exception) -> set:
+    codes = {getattr(e, "code", None)}
+    data = getattr(e, "data", None)
+    if isinstance(data, dict):
+        codes |= {data.get("Code"), data.get("ErrCode")}
+    return codes - {None}
+
+
+def expect_dbs_error(r: Runner, label: str, fn, code: str, capture: Capture | None = None) -> None:
+    """The call fails with DBS error `code`, as an SDK exception or as a `Success:false` body."""
+    t0 = time.monotonic()
+    try:
+        resp = fn()
+    except Exception as e:  # noqa: BLE001 - any SDK error carrying the code
+        ms = (time.monotonic() - t0) * 1000
+        if code not in _error_codes(e):
+            print(f"[{r.style}] FAIL {label}: expected {code}, got {type(e).__name__} "
+                  f"codes={sorted(_error_codes(e))}: {getattr(e, 'message', e)}", flush=True)
+            raise CheckFailed(f"{label}: wrong error") from e
+        print(f"[{r.style}] ok   {label} ({ms:.0f} ms) -> {type(e).__name__} code={code} "
+              f"http={getattr(e, 'status_code', None)}", flush=True)
+        r.calls += 1
+        return
+    ms = (time.monotonic() - t0) * 1000
+    body = resp.body
+    if body.success is not False or body.err_code != code:
+        print(f"[{r.style}] FAIL {label}: expected {code}, got HTTP {resp.status_code} "
+              f"Success={body.success!r} ErrCode={body.err_code!r}", flush=True)
+        raise CheckFailed(f"{label}: no {code}")
+    if capture is not None:
+        problems = check_model(body, capture.last_raw, type(body).__name__)
+        check(not problems, f"{label}: business-error body vs model: {problems}")
+    print(f"[{r.style}] ok   {label} ({ms:.0f} ms) -> HTTP {resp.status_code} Success=false "
+          f"ErrCode={code}", flush=True)
+    r.calls += 1
+
+
+def wait_for_plan_status(args, r: Runner, label: str, describe, cap: Capture, wanted: str) -> list[str]:
+    """Describes the plan until its status is `wanted`; returns the statuses seen, in order."""
+    deadline = time.monotonic() + args.precheck_s + 10
+    seen: list[str] = []
+    while True:
+        body = r.call(label, describe, cap, dbs=True)
+        check(body.total_elements == 1, f"{label}: TotalElements {body.total_elements!r}")
+        status = body.items.backup_plan_detail[0].backup_plan_status
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        if status == wanted:
+            return seen
+        check(time.monotonic() < deadline, f"{label}: still {status!r}, expected {wanted!r}")
+        time.sleep(min(0.05, args.precheck_s / 4))
+
+
+def precheck_suite(args, r: Runner, style: str) -> None:
+    """StartBackupPlan begins a precheck (init -> check_pass -> running); a second Start while it
+    runs is refused; ModifyBackupObjects asks for a new precheck."""
+    client = DbsClient(make_config(args, style, args.access_key_id, args.access_key_secret))
+    cap = Capture(client)
+    rt = RuntimeOptions()
+    body = r.call("DBS CreateBackupPlan (precheck plan)", lambda: client.create_backup_plan_with_options(
+        dbs_models.CreateBackupPlanRequest(
+            region=args.region, instance_class="micro", database_type="MySQL", backup_method="logical",
+            pay_type="postpay", database_region=args.region, storage_region=args.region,
+            instance_type="RDS"), rt), cap, dbs=True)
+    plan_id = body.backup_plan_id
+    time.sleep(args.configure_delay_s)
+    r.call("DBS ConfigureBackupPlan (precheck plan)", lambda: client.configure_backup_plan_with_options(
+        dbs_models.ConfigureBackupPlanRequest(
+            backup_plan_id=plan_id, backup_plan_name=unique("sdk-precheck-"),
+            source_endpoint_instance_type="RDS", source_endpoint_region=args.region,
+            source_endpoint_instance_id=args.rds_instance, source_endpoint_user_name="backup",
+            source_endpoint_password="Sdk-compat-1", backup_objects=json.dumps([{"DBName": "app"}]),
+            backup_period="Monday", backup_start_time="02:00"), rt), cap, dbs=True)
+
+    def describe():
+        return client.describe_backup_plan_list_with_options(
+            dbs_models.DescribeBackupPlanListRequest(backup_plan_id=plan_id, region=args.region), rt)
+
+    def start():
+        return client.start_backup_plan_with_options(
+            dbs_models.StartBackupPlanRequest(backup_plan_id=plan_id), rt)
+
+    body = r.call("DBS StartBackupPlan (begins the precheck)", start, cap, dbs=True)
+    check(isinstance(body.created_full_backupset_id, str) and body.created_full_backupset_id,
+          f"StartBackupPlan: CreatedFullBackupsetId {body.created_full_backupset_id!r}")
+    body = r.call("DBS DescribeBackupPlanList (prechecking)", describe, cap, dbs=True)
+    plan = body.items.backup_plan_detail[0]
+    check(plan.backup_plan_status in ("init", "check_pass"),
+          f"right after StartBackupPlan: BackupPlanStatus {plan.backup_plan_status!r}")
+    check(plan.err_message == "", f"precheck running: ErrMessage {plan.err_message!r}")
+    expect_dbs_error(r, "DBS StartBackupPlan during the precheck", start, "OperationConflict", cap)
+    seen = wait_for_plan_status(args, r, "DBS DescribeBackupPlanList (until running)", describe, cap, "running")
+    check(set(seen) <= {"init", "check_pass", "running"}, f"precheck statuses {seen}")
+    print(f"[{style}] ok   precheck statuses seen: {' -> '.join(seen)}", flush=True)
+
+    body = r.call("DBS ModifyBackupObjects", lambda: client.modify_backup_objects_with_options(
+        dbs_models.ModifyBackupObjectsRequest(
+            backup_plan_id=plan_id, backup_objects=json.dumps([{"DBName": "app"}, {"DBName": "audit"}])),
+        rt), cap, dbs=True)
+    check(body.backup_plan_id == plan_id and body.need_precheck is True,
+          f"ModifyBackupObjects: BackupPlanId {body.backup_plan_id!r} NeedPrecheck {body.need_precheck!r}")
+    body = r.call("DBS DescribeBackupPlanList (after ModifyBackupObjects)", describe, cap, dbs=True)
+    plan = body.items.backup_plan_detail[0]
+    check(plan.backup_plan_status == "init", f"after ModifyBackupObjects: {plan.backup_plan_status!r}")
+    check([o["DBName"] for o in json.loads(plan.backup_objects)] == ["app", "audit"],
+          f"BackupObjects {plan.backup_objects!r}")
+    r.call("DBS StartBackupPlan (after ModifyBackupObjects)", start, cap, dbs=True)
+    wait_for_plan_status(args, r, "DBS DescribeBackupPlanList (until running again)", describe, cap, "running")
+    r.call("DBS ReleaseBackupPlan (precheck plan)", lambda: client.release_backup_plan_with_options(
+        dbs_models.ReleaseBackupPlanRequest(backup_plan_id=plan_id), rt), cap, dbs=True)
+
+
+def client_token_suite(args, r: Runner, style: str) -> None:
+    """A CreateBackupPlan ClientToken reused with other parameters is IdempotentParameterMismatch."""
+    client = DbsClient(make_config(args, style, args.access_key_id, args.access_key_secret))
+    cap = Capture(client)
+    rt = RuntimeOptions()
+    token = unique("sdk-token-")
+
+    def create(instance_class: str):
+        return lambda: client.create_backup_plan_with_options(dbs_models.CreateBackupPlanRequest(
+            region=args.region, instance_class=instance_class, database_type="MySQL",
+            backup_method="logical", pay_type="postpay", database_region=args.region,
+            storage_region=args.region, instance_type="RDS", client_token=token), rt)
+
+    body = r.call("DBS CreateBackupPlan (token)", create("small"), cap, dbs=True)
+    plan_id = body.backup_plan_id
+    expect_dbs_error(r, "DBS CreateBackupPlan (same ClientToken, other InstanceClass)", create("large"),
+                     "IdempotentParameterMismatch", cap)
+    body = r.call("DBS CreateBackupPlan (same ClientToken, same parameters)", create("small"), cap, dbs=True)
+    check(body.backup_plan_id == plan_id, "ClientToken replay: another plan id")
+    r.call("DBS ReleaseBackupPlan (token plan)", lambda: client.release_backup_plan_with_options(
+        dbs_models.ReleaseBackupPlanRequest(backup_plan_id=plan_id), rt), cap, dbs=True)
+
+
+# --------------------------------------------------------------------------- #
 
 
 def parse_args(argv: list[str]):
@@ -622,6 +768,8 @@ def parse_args(argv: list[str]):
     p.add_argument("--styles", default="v3,v2", help=f"comma-separated subset of {','.join(STYLES)}")
     p.add_argument("--configure-delay-ms", type=int, default=int(env("ALICLOUD_CONFIGURE_DELAY_MS", "200")),
                    help="the emulator's --configure-delay-ms (the script waits that long plus a margin)")
+    p.add_argument("--precheck-ms", type=int, default=int(env("ALICLOUD_PRECHECK_MS", "500")),
+                   help="the emulator's --precheck-ms (how long a StartBackupPlan precheck lasts)")
     args = p.parse_args(argv)
     missing = [n for n in ("url", "access_key_id", "access_key_secret", "rds_instance") if not getattr(args, n)]
     if missing:
@@ -630,6 +778,7 @@ def parse_args(argv: list[str]):
         p.error("--url must be http://HOST:PORT")
     args.endpoint = args.url[len("http://"):].rstrip("/")
     args.configure_delay_s = args.configure_delay_ms / 1000 + 0.1
+    args.precheck_s = args.precheck_ms / 1000
     args.styles = [s.strip() for s in args.styles.split(",") if s.strip()]
     for s in args.styles:
         if s not in STYLES:
@@ -675,6 +824,8 @@ def main(argv: list[str]) -> int:
         WIRE.take()
         try:
             dbs_suite(args, r, style)
+            precheck_suite(args, r, style)
+            client_token_suite(args, r, style)
             rds_suite(args, r, style)
             sts_suite(args, r, style)
             negative_suite(args, r, style)

@@ -4,12 +4,13 @@ use chrono::{DateTime, Months};
 use serde_json::{Map, Value, json};
 
 use super::params::{self, required};
-use super::{DbsResult, plan_mut};
+use super::{DbsResult, objects, plan_mut, precheck};
 use crate::auth::Principal;
 use crate::state::{Plan, State};
-use crate::wire::Params;
+use crate::wire::{Params, now_ms};
 
-/// One `BackupPlanDetail` with the documented casing quirks.
+/// One `BackupPlanDetail` with the documented casing quirks, normalised as DBS plausibly does:
+/// `BackupObjects` re-serialised, `SourceEndpointRegion` defaulting to the plan's region.
 fn detail(plan: &Plan) -> Value {
     let ip_port = match (&plan.source_endpoint_ip, plan.source_endpoint_port) {
         (Some(ip), Some(port)) => format!("{ip}:{port}"),
@@ -18,13 +19,21 @@ fn detail(plan: &Plan) -> Value {
         (None, None) => String::new(),
     };
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
+    let source_region = match (
+        &plan.source_endpoint_region,
+        &plan.source_endpoint_instance_type,
+    ) {
+        (Some(region), _) => region.clone(),
+        (None, Some(_)) => plan.region.clone(),
+        (None, None) => String::new(),
+    };
     json!({
         "BackupPlanId": plan.backup_plan_id,
         "BackupPlanName": plan.name,
         "BackupPlanStatus": plan.status,
         "BackupPlanCreateTime": plan.created_at_ms,
         "BackupMethod": plan.backup_method,
-        "BackupObjects": s(&plan.backup_objects),
+        "BackupObjects": plan.backup_objects.as_deref().map(objects::normalise).unwrap_or_default(),
         "BackupPeriod": s(&plan.backup_period).to_ascii_uppercase(),
         "BackupStartTime": s(&plan.backup_start_time),
         "BackupRetentionPeriod": plan.backup_retention_period,
@@ -40,7 +49,7 @@ fn detail(plan: &Plan) -> Value {
         "SourceEndpointInstanceType": s(&plan.source_endpoint_instance_type).to_ascii_lowercase(),
         "SourceEndpointInstanceID": s(&plan.source_endpoint_instance_id),
         "SourceEndpointIpPort": ip_port,
-        "SourceEndpointRegion": s(&plan.source_endpoint_region),
+        "SourceEndpointRegion": source_region,
         "SourceEndpointDatabaseName": s(&plan.source_endpoint_database_name),
         "SourceEndpointUserName": s(&plan.source_endpoint_user_name),
         "SourceEndpointOracleSID": s(&plan.source_endpoint_oracle_sid),
@@ -49,11 +58,12 @@ fn detail(plan: &Plan) -> Value {
         "ResourceGroupId": s(&plan.resource_group_id),
         "BeginTimestampForRestore": 0,
         "EndTimestampForRestore": 0,
-        "ErrMessage": "",
+        "ErrMessage": plan.err_message,
     })
 }
 
-/// DescribeBackupPlanList: filters, 0-based paging, released plans hidden.
+/// DescribeBackupPlanList: filters, 0-based paging, released plans hidden, and plans younger
+/// than the describe lag not listed yet.
 pub fn list(state: &mut State, who: &Principal, p: &Params) -> DbsResult {
     let page_num = params::int_in(p, "PageNum", 0, i64::from(i32::MAX))?.unwrap_or(0);
     let page_size = params::int_in(p, "PageSize", 1, 100)?.unwrap_or(30);
@@ -66,10 +76,16 @@ pub fn list(state: &mut State, who: &Principal, p: &Params) -> DbsResult {
     });
     let name = p.get("BackupPlanName");
     let region = p.get("Region");
+    let now = now_ms();
+    let lag = state.settings.describe_lag_ms;
+    for plan in state.plans.values_mut() {
+        precheck::settle(plan, now);
+    }
     let mut plans: Vec<&Plan> = state
         .plans
         .values()
         .filter(|pl| pl.account_id == who.account_id && pl.status != "released")
+        .filter(|pl| now - pl.created_at_ms >= lag)
         .filter(|pl| region.is_none_or(|r| pl.region == r))
         .filter(|pl| {
             ids.as_ref()

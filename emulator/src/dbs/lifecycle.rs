@@ -5,10 +5,46 @@ use rand::distr::Alphanumeric;
 use serde_json::{Map, Value};
 
 use super::params::{self, opt, required};
-use super::{DbsError, DbsResult, id_only, plan_mut};
+use super::{DbsError, DbsResult, id_only, plan_mut, precheck};
 use crate::auth::Principal;
-use crate::state::{Plan, State};
-use crate::wire::Params;
+use crate::state::{ClientTokenUse, Plan, State};
+use crate::wire::{Params, now_ms};
+
+/// The CreateBackupPlan parameters of the SDK model, ClientToken aside: a ClientToken reused
+/// with any of them different is an `IdempotentParameterMismatch`.
+const CREATE_PARAMETERS: &[&str] = &[
+    "BackupMethod",
+    "DatabaseRegion",
+    "DatabaseType",
+    "FromApp",
+    "InstanceClass",
+    "InstanceType",
+    "OwnerId",
+    "PayType",
+    "Period",
+    "Region",
+    "ResourceGroupId",
+    "StorageRegion",
+    "StorageType",
+    "UsedTime",
+];
+
+/// The create parameters of a request that were sent (non-blank), in [`CREATE_PARAMETERS`] order.
+fn create_parameters(p: &Params) -> Vec<(String, String)> {
+    CREATE_PARAMETERS
+        .iter()
+        .filter_map(|name| p.get(name).map(|v| ((*name).to_string(), v.to_string())))
+        .collect()
+}
+
+/// `IdempotentParameterMismatch`: a ClientToken reused with other parameters.
+fn token_mismatch() -> DbsError {
+    DbsError {
+        code: "IdempotentParameterMismatch",
+        message: "The request uses the same client token as a previous, but non-identical request."
+            .into(),
+    }
+}
 
 /// `dbs` + 10 lower-case alphanumerics.
 fn new_plan_id() -> String {
@@ -41,15 +77,22 @@ pub fn create(state: &mut State, who: &Principal, p: &Params, now_ms: i64) -> Db
         if t.len() > 64 || !t.is_ascii() {
             return Err(params::bad_value("ClientToken", t));
         }
+        let ttl = state.settings.client_token_ttl_ms;
+        state
+            .client_tokens
+            .retain(|_, used| now_ms - used.at_ms < ttl);
         let key = (
             who.account_id.clone(),
             "CreateBackupPlan".to_string(),
             t.clone(),
         );
-        if let Some(id) = state.client_tokens.get(&key)
-            && let Some(plan) = state.plans.get(id)
-        {
-            return Ok(created(&plan.backup_plan_id, &plan.order_id));
+        if let Some(used) = state.client_tokens.get(&key) {
+            if used.parameters != create_parameters(p) {
+                return Err(token_mismatch());
+            }
+            if let Some(plan) = state.plans.get(&used.backup_plan_id) {
+                return Ok(created(&plan.backup_plan_id, &plan.order_id));
+            }
         }
     }
     let region = required(p, "Region")?.to_string();
@@ -64,6 +107,11 @@ pub fn create(state: &mut State, who: &Principal, p: &Params, now_ms: i64) -> Db
         params::one_of(p, "BackupMethod", params::BACKUP_METHODS)?.unwrap_or_default();
     let pay_type =
         params::one_of(p, "PayType", &["postpay", "prepay"])?.unwrap_or_else(|| "prepay".into());
+    if pay_type == "postpay" && database_type == "DRDS" {
+        return Err(DbsError::invalid(
+            "The specified parameter PayType value is not valid: postpay is not supported for DatabaseType DRDS.",
+        ));
+    }
     let (period, used_time, database_region, storage_region, instance_type) =
         if pay_type == "postpay" {
             let database_region = Some(required(p, "DatabaseRegion")?.to_string());
@@ -137,12 +185,20 @@ pub fn create(state: &mut State, who: &Principal, p: &Params, now_ms: i64) -> Db
         cross_aliyun_id: None,
         cross_role_name: None,
         resource_group_id: opt(p, "ResourceGroupId"),
+        err_message: String::new(),
+        precheck: None,
+        precheck_failure: None,
+        full_backup_set_ids: Vec::new(),
     };
     state.plans.insert(id.clone(), plan);
     if let Some(t) = token {
         state.client_tokens.insert(
             (who.account_id.clone(), "CreateBackupPlan".into(), t),
-            id.clone(),
+            ClientTokenUse {
+                backup_plan_id: id.clone(),
+                parameters: create_parameters(p),
+                at_ms: now_ms,
+            },
         );
     }
     Ok(created(&id, &order_id))
@@ -164,15 +220,18 @@ pub fn apply_source(plan: &mut Plan, src: params::SourceEndpoint) {
 }
 
 /// ConfigureBackupPlan: enforces the create->configure delay, validates and
-/// moves the plan to `init` (or `running` with `AutoStartBackup=true`).
+/// moves the plan to `init` (or begins the precheck with `AutoStartBackup=true`).
 pub fn configure(state: &mut State, who: &Principal, p: &Params, now_ms: i64) -> DbsResult {
     let id = required(p, "BackupPlanId")?;
     let delay = state.settings.configure_delay_ms;
+    let precheck_ms = state.settings.precheck_ms;
     let plan = plan_mut(state, who, id)?;
     if now_ms - plan.created_at_ms < delay {
         return Err(DbsError {
-            code: "BackupPlanNotReady",
-            message: "The backup plan is not ready yet: wait a few seconds after CreateBackupPlan before calling ConfigureBackupPlan.".into(),
+            code: "OperationDenied",
+            message: format!(
+                "The backup plan {id} is still being created: wait a few seconds after CreateBackupPlan before calling ConfigureBackupPlan."
+            ),
         });
     }
     let name = required(p, "BackupPlanName")?.to_string();
@@ -217,7 +276,13 @@ pub fn configure(state: &mut State, who: &Principal, p: &Params, now_ms: i64) ->
         plan.resource_group_id = Some(rg);
     }
     plan.configured_at_ms = Some(now_ms);
-    plan.status = if auto_start { "running" } else { "init" }.into();
+    if auto_start {
+        precheck::begin(plan, now_ms, precheck_ms);
+    } else {
+        precheck::cancel(plan);
+        plan.err_message.clear();
+        plan.status = "init".into();
+    }
     Ok(id_only(id))
 }
 
@@ -228,19 +293,22 @@ fn int_limits(p: &Params) -> Result<(), DbsError> {
     Ok(())
 }
 
-/// Error for actions that need a configured plan.
+/// `IncorrectStatus`: an action that needs a configured plan, on a `wait` plan.
 pub fn not_configured(id: &str) -> DbsError {
     DbsError {
-        code: "BackupPlanNotConfigured",
+        code: "IncorrectStatus",
         message: format!(
             "The backup plan {id} has not been configured: call ConfigureBackupPlan first."
         ),
     }
 }
 
-/// StartBackupPlan: `init`/`pause`/`stop`/`check_pass` -> `running`.
+/// StartBackupPlan: `init`/`pause`/`stop` begin a precheck (`init` -> `check_pass` ->
+/// `running`); refused while one runs; on `running` it only starts a full backup. Every
+/// accepted start records a full backup set (`CreatedFullBackupsetId`).
 pub fn start(state: &mut State, who: &Principal, p: &Params) -> DbsResult {
     let id = required(p, "BackupPlanId")?;
+    let precheck_ms = state.settings.precheck_ms;
     let plan = plan_mut(state, who, id)?;
     if plan.status == "wait" {
         return Err(not_configured(id));
@@ -250,13 +318,15 @@ pub fn start(state: &mut State, who: &Principal, p: &Params) -> DbsResult {
             "The backup plan {id} is locked."
         )));
     }
-    plan.status = "running".into();
+    if plan.precheck.is_some() {
+        return Err(precheck::running_error(id));
+    }
+    let set_id = if plan.status == "running" {
+        precheck::record_full_backup(plan)
+    } else {
+        precheck::begin(plan, now_ms(), precheck_ms)
+    };
     let mut m = id_only(id);
-    let set_id: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(8)
-        .map(|c| char::from(c).to_ascii_lowercase())
-        .collect();
     m.insert("CreatedFullBackupsetId".into(), Value::String(set_id));
     Ok(m)
 }
@@ -270,6 +340,7 @@ pub fn stop(state: &mut State, who: &Principal, p: &Params) -> DbsResult {
     if plan.status == "wait" {
         return Err(not_configured(id));
     }
+    precheck::cancel(plan);
     plan.status = "pause".into();
     Ok(id_only(id))
 }
@@ -283,6 +354,7 @@ pub fn release(state: &mut State, who: &Principal, p: &Params) -> DbsResult {
             "This backupPlan can't support this action",
         ));
     }
+    precheck::cancel(plan);
     plan.status = "released".into();
     Ok(id_only(id))
 }

@@ -6,7 +6,11 @@
 mod describe;
 mod lifecycle;
 mod modify;
+mod objects;
 mod params;
+mod precheck;
+
+pub use precheck::settle as settle_precheck;
 
 use serde_json::{Map, Value, json};
 
@@ -24,6 +28,7 @@ pub const ACTIONS: &[&str] = &[
     "ModifyBackupStrategy",
     "ModifyStorageStrategy",
     "ModifyBackupSourceEndpoint",
+    "ModifyBackupObjects",
     "ModifyBackupPlanName",
     "ReleaseBackupPlan",
     "DescribeBackupPlanBilling",
@@ -88,6 +93,7 @@ pub fn handle(
         "ModifyBackupStrategy" => modify::strategy(state, who, p),
         "ModifyStorageStrategy" => modify::storage(state, who, p),
         "ModifyBackupSourceEndpoint" => modify::source_endpoint(state, who, p),
+        "ModifyBackupObjects" => modify::objects(state, who, p),
         "ModifyBackupPlanName" => modify::name(state, who, p),
         other => Err(DbsError::invalid(format!("unsupported action {other}"))),
     };
@@ -123,14 +129,17 @@ fn envelope(success: bool, code: &str, message: &str, status: u16) -> Map<String
     }
 }
 
-/// A live (not released) plan of the caller's account.
+/// A live (not released) plan of the caller's account, its precheck advanced to now.
 pub fn plan_mut<'a>(
     state: &'a mut State,
     who: &Principal,
     id: &str,
 ) -> Result<&'a mut Plan, DbsError> {
     match state.plans.get_mut(id) {
-        Some(plan) if plan.account_id == who.account_id && plan.status != "released" => Ok(plan),
+        Some(plan) if plan.account_id == who.account_id && plan.status != "released" => {
+            precheck::settle(plan, crate::wire::now_ms());
+            Ok(plan)
+        }
         _ => Err(DbsError::no_plan(id)),
     }
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::lifecycle::{apply_source, not_configured};
 use super::params::{self, required};
-use super::{DbsError, DbsResult, id_only, plan_mut};
+use super::{DbsError, DbsResult, id_only, plan_mut, precheck};
 use crate::auth::Principal;
 use crate::state::State;
 use crate::wire::Params;
@@ -94,8 +94,31 @@ pub fn source_endpoint(state: &mut State, who: &Principal, p: &Params) -> DbsRes
     if let Some(v) = params::opt(p, "CrossRoleName") {
         plan.cross_role_name = Some(v);
     }
-    plan.status = "init".into();
+    needs_precheck(plan);
     with_precheck(id, true)
+}
+
+/// ModifyBackupObjects: `BackupObjects` (a JSON array string) required; like
+/// ModifyBackupSourceEndpoint, `NeedPrecheck:true` and the plan waits in `init` for
+/// StartBackupPlan.
+pub fn objects(state: &mut State, who: &Principal, p: &Params) -> DbsResult {
+    let id = required(p, "BackupPlanId")?;
+    required(p, "BackupObjects")?;
+    let objects = params::backup_objects(p)?;
+    let plan = plan_mut(state, who, id)?;
+    if plan.status == "wait" {
+        return Err(not_configured(id));
+    }
+    plan.backup_objects = objects;
+    needs_precheck(plan);
+    with_precheck(id, true)
+}
+
+/// After a change that needs a new precheck: `init`, no precheck running, no old `ErrMessage`.
+fn needs_precheck(plan: &mut crate::state::Plan) {
+    precheck::cancel(plan);
+    plan.err_message.clear();
+    plan.status = "init".into();
 }
 
 /// ModifyBackupPlanName.

@@ -108,6 +108,7 @@ pub async fn start() -> Emulator {
     start_with(EmulatorConfig {
         configure_delay: Duration::from_millis(0),
         instance_busy: Duration::from_millis(1000),
+        precheck: Duration::ZERO,
         rds_instances: vec![
             ("cn-hangzhou".into(), "rm-test1".into()),
             ("cn-hangzhou".into(), "rm-test2".into()),

@@ -7,7 +7,7 @@ use alicloud_emulator::EmulatorConfig;
 use crate::common::*;
 
 #[tokio::test]
-async fn configure_sooner_than_delay_fails_with_backup_plan_not_ready() {
+async fn configure_sooner_than_delay_is_operation_denied() {
     let emu = start_with(EmulatorConfig {
         configure_delay: Duration::from_millis(1000),
         ..EmulatorConfig::default()
@@ -15,9 +15,8 @@ async fn configure_sooner_than_delay_fails_with_backup_plan_not_ready() {
     .await;
     let c = Client::new(&emu);
     let id = create_plan(&c, &[]).await;
-    configure_plan(&c, &id, &[])
-        .await
-        .assert_dbs_error("BackupPlanNotReady");
+    let r = configure_plan(&c, &id, &[]).await;
+    assert_eq!(r.code(), "OperationDenied", "{}", r.body);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = configure_plan(&c, &id, &[]).await;
     assert_eq!(r.body["Success"], true, "{}", r.body);
@@ -29,7 +28,7 @@ async fn configure_sooner_than_delay_fails_with_backup_plan_not_ready() {
         .filter(|c| c["action"] == "ConfigureBackupPlan")
         .map(|c| c["outcome"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(outcomes, vec!["BackupPlanNotReady", "Success"]);
+    assert_eq!(outcomes, vec!["OperationDenied", "Success"]);
     assert_eq!(state["plans"][0]["status"], "init");
     emu.shutdown().await;
 }

@@ -4,6 +4,8 @@ mod admin;
 mod binary;
 mod common;
 mod dbs;
+mod dbs_precheck;
+mod dbs_rules;
 mod rds;
 mod signing;
 mod sts;
