@@ -129,17 +129,26 @@ async fn a_failed_precheck_stalls_with_the_message_of_dbs() {
         ..plans()
     })
     .await;
+    create(&w, "unreachable", backup_plan_spec()).await;
+    let created = w
+        .wait_for("unreachable", "a plan id", |o: &BackupPlan| {
+            o.status
+                .as_ref()
+                .is_some_and(|s| s.backup_plan_id.is_some())
+        })
+        .await;
     w.admin(
         reqwest::Method::PUT,
-        "/settings",
-        json!({"precheckFailure": {"message": "can not connect to source", "status": "init"}}),
+        &format!("/plans/{}/precheck", plan_id(&created)),
+        json!({"fail": "can not connect to source", "status": "init"}),
     )
     .await;
-    create(&w, "unreachable", backup_plan_spec()).await;
     let obj = w
         .wait_condition::<BackupPlan>("unreachable", "Stalled", "PrecheckFailed")
         .await;
-    let message = condition(&obj, "Stalled").unwrap_or_default().message;
+    let message = condition(&obj, "Stalled")
+        .map(|c| c.message)
+        .unwrap_or_default();
     assert!(message.contains("can not connect to source"), "{message}");
     let starts = w.calls("StartBackupPlan").len();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -225,7 +234,9 @@ async fn a_client_token_refused_with_other_parameters_stalls_without_retrying() 
     let obj = w
         .wait_condition::<BackupPlan>("changed", "Stalled", "CreateConflict")
         .await;
-    let message = condition(&obj, "Stalled").unwrap_or_default().message;
+    let message = condition(&obj, "Stalled")
+        .map(|c| c.message)
+        .unwrap_or_default();
     assert!(message.contains("IdempotentParameterMismatch"), "{message}");
     let creates = w.calls("CreateBackupPlan").len();
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -145,8 +145,9 @@ fn configure_refused(
 
 /// StartBackupPlan, once per configuration: the start is recorded in the status before the
 /// call, so a restart while DBS prechecks does not start the plan again (each start may take a
-/// full backup). A start surely refused is forgotten again; one that may have reached DBS is
-/// left to the precheck (see [`super::decide::PRECHECK_TIMEOUT`]).
+/// full backup). A start DBS answered with an error is forgotten again; one that got no answer
+/// (timeout, broken connection) may have started the plan and is left to the precheck (see
+/// [`super::decide::PRECHECK_TIMEOUT`]).
 async fn start(
     rt: &Runtime<BackupPlan>,
     inventory: &PlanInventory,
@@ -161,7 +162,8 @@ async fn start(
     match rt.ctx.dbs.start_backup_plan(scope, id, None).await {
         Ok(()) => {}
         Err(e) => {
-            if e.kind != ErrorKind::Retryable {
+            // Only a call that got no answer at all may have started the plan.
+            if e.http_status.is_some() {
                 status.precheck_started_at = None;
             }
             return Err(e.into());

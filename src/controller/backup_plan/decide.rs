@@ -57,6 +57,9 @@ pub struct Facts<'a> {
     pub configure_delay: Duration,
     /// When StartBackupPlan was sent for the current configuration (status), if it was.
     pub precheck_started_at: Option<Timestamp>,
+    /// The message of a `CreateConflict` stall reported for this generation of the spec: the
+    /// create is not repeated until the spec changes.
+    pub create_conflict: Option<&'a str>,
 }
 
 /// The one thing the reconcile does next.
@@ -165,7 +168,13 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
         return Step::Paused;
     }
     let Some(id) = facts.backup_plan_id else {
-        return Step::Create;
+        return match facts.create_conflict {
+            Some(message) => Step::Stalled {
+                reason: Reason::CreateConflict,
+                message: message.to_owned(),
+            },
+            None => Step::Create,
+        };
     };
     let detail = match facts.observed {
         None => return Step::Observe,

@@ -157,6 +157,7 @@ impl BackupPlans {
             applied_backup_log_interval_seconds: status.backup_log_interval_seconds,
             configure_delay: config.configure_delay,
             precheck_started_at: status.precheck_started_at.as_ref().map(|t| t.0),
+            create_conflict: create_conflict(obj),
         };
         // What needs no cloud call comes first: a bad spec or a pause makes none.
         let step = decide::decide(&facts, Timestamp::now());
@@ -205,6 +206,20 @@ fn referencing_plans(
         .collect()
 }
 
+/// The message of the `CreateConflict` stall reported for the object's current generation.
+fn create_conflict(obj: &BackupPlan) -> Option<&str> {
+    let status = obj.status.as_ref()?;
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == super::conditions::STALLED)?;
+    let current = status.observed_generation.is_some()
+        && status.observed_generation == obj.metadata.generation
+        && stalled.observed_generation == obj.metadata.generation;
+    (current && stalled.status == "True" && stalled.reason == Reason::CreateConflict.as_str())
+        .then_some(stalled.message.as_str())
+}
+
 /// The object's plan id: adopted (`spec.backupPlanId`) or created (`status.backupPlanId`).
 fn backup_plan_id(obj: &BackupPlan) -> Option<String> {
     obj.spec
@@ -239,6 +254,7 @@ mod tests {
             applied_backup_log_interval_seconds: None,
             configure_delay: std::time::Duration::from_secs(5),
             precheck_started_at: None,
+            create_conflict: None,
         };
         let memory = DriftMemory::default();
         let rename = || Step::Modify(Modification::Name("ns-bp".into()));

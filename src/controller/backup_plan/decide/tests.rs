@@ -59,6 +59,7 @@ fn facts<'a>(spec: &'a BackupPlanSpec, observed: Option<&'a Observation>) -> Fac
         applied_backup_log_interval_seconds: None,
         configure_delay: Duration::from_secs(5),
         precheck_started_at: None,
+        create_conflict: None,
     }
 }
 
@@ -179,6 +180,16 @@ fn decision_table() {
             },
             ts(0),
             |x| *x == Step::Create,
+        ),
+        (
+            "a create refused for this generation is not repeated",
+            Facts {
+                backup_plan_id: None,
+                create_conflict: Some("refused"),
+                ..facts(&s, None)
+            },
+            ts(0),
+            |x| matches!(x, Step::Stalled { reason: Reason::CreateConflict, message } if message == "refused"),
         ),
         ("known id is observed first", facts(&s, None), ts(0), |x| {
             *x == Step::Observe
