@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::config::DbsErrorMode;
 use crate::faults::{FaultRule, OneShot};
 use crate::state::{Connection, Instance, Shared, domain};
 use crate::wire::now_ms;
@@ -161,6 +162,8 @@ struct SettingsBody {
     instance_busy_ms: Option<i64>,
     /// 0 removes the cap.
     sts_max_duration_seconds: Option<i64>,
+    /// `http-status` or `success-false`.
+    dbs_errors: Option<DbsErrorMode>,
 }
 
 /// PUT /settings.
@@ -178,6 +181,9 @@ async fn settings(AxState(shared): AxState<Shared>, body: Bytes) -> Response {
     }
     if let Some(v) = s.sts_max_duration_seconds {
         st.settings.sts_max_duration_s = (v > 0).then_some(v);
+    }
+    if let Some(v) = s.dbs_errors {
+        st.settings.dbs_errors = v;
     }
     ok()
 }

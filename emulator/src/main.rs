@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use alicloud_emulator::{Emulator, EmulatorConfig};
+use alicloud_emulator::{DbsErrorMode, Emulator, EmulatorConfig};
 use anyhow::Context as _;
 use clap::Parser;
 
@@ -62,6 +62,15 @@ struct Cli {
     /// AssumeRoleWithOIDC: Expiration = now + min(DurationSeconds, cap).
     #[arg(long, env = "ALICLOUD_EMULATOR_STS_MAX_DURATION")]
     sts_max_duration: Option<u64>,
+
+    /// How DBS business errors are sent: `http-status` (their 4xx status, which the official
+    /// SDKs raise as exceptions) or `success-false` (HTTP 200 with `Success:false`).
+    #[arg(
+        long,
+        env = "ALICLOUD_EMULATOR_DBS_ERRORS",
+        default_value = "http-status"
+    )]
+    dbs_errors: DbsErrorMode,
 }
 
 /// Parses `ACCESS_KEY_ID:SECRET`.
@@ -134,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
         instance_busy: Duration::from_millis(cli.instance_busy_ms),
         quotas: cli.quotas.into_iter().collect::<HashMap<_, _>>(),
         sts_max_duration: cli.sts_max_duration.map(Duration::from_secs),
+        dbs_errors: cli.dbs_errors,
     };
     let signal = shutdown_signal()?;
     let emulator = Emulator::start(config)

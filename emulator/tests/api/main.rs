@@ -7,3 +7,4 @@ mod dbs;
 mod rds;
 mod signing;
 mod sts;
+mod transport;
