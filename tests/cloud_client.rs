@@ -699,6 +699,164 @@ async fn v2_signatures_are_accepted_too() {
     emu.shutdown().await;
 }
 
+// ---------------------------------------------------------------- transport
+
+/// The DBS errors a client meets, as (kind, code, message) whatever transport carried them.
+async fn dbs_errors_seen(client: &AlibabaCloud) -> Vec<(ErrorKind, Option<String>, String)> {
+    let s = scope();
+    let mut errors = vec![
+        client
+            .release_backup_plan(&s, "dbsmissing01")
+            .await
+            .unwrap_err(),
+        client
+            .describe_backup_plan_billing(&s, "dbsmissing01")
+            .await
+            .unwrap_err(),
+    ];
+    let too_big_a_page = DescribeBackupPlanList {
+        page_size: 101,
+        ..DescribeBackupPlanList::default()
+    };
+    errors.push(
+        client
+            .describe_backup_plan_list(&s, &too_big_a_page)
+            .await
+            .unwrap_err(),
+    );
+    errors
+        .into_iter()
+        .map(|e| (e.kind, e.code, e.message))
+        .collect()
+}
+
+#[tokio::test]
+async fn dbs_errors_are_the_same_on_their_4xx_status_and_on_http_200_success_false() {
+    let (emu, client) = setup(|_| {}).await;
+    let with_status = dbs_errors_seen(&client).await;
+    let statuses: Vec<u16> = emu.snapshot().calls.iter().map(|c| c.http_status).collect();
+    assert_eq!(
+        statuses,
+        [404, 404, 400],
+        "the default mode sends the status"
+    );
+
+    common::admin(
+        &emu,
+        reqwest::Method::PUT,
+        "/settings",
+        json!({"dbsErrors": "success-false"}),
+    )
+    .await;
+    common::admin(&emu, reqwest::Method::DELETE, "/calls", json!({})).await;
+    let on_200 = dbs_errors_seen(&client).await;
+    let statuses: Vec<u16> = emu.snapshot().calls.iter().map(|c| c.http_status).collect();
+    assert_eq!(statuses, [200, 200, 200]);
+
+    assert_eq!(with_status, on_200);
+    let kinds: Vec<(ErrorKind, Option<&str>)> = on_200
+        .iter()
+        .map(|(kind, code, _)| (*kind, code.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ErrorKind::NotFound, Some("InvalidJobId")),
+            (ErrorKind::NotFound, Some("InvalidJobId")),
+            (ErrorKind::Terminal, Some("InvalidParameter")),
+        ]
+    );
+    emu.shutdown().await;
+}
+
+/// For every logged call: (action, format, query parameter names, body parameter names).
+fn shapes(emu: &Emulator) -> Vec<(String, String, Vec<String>, Vec<String>)> {
+    emu.snapshot()
+        .calls
+        .into_iter()
+        .map(|c| (c.action, c.format, c.query_params, c.body_params))
+        .collect()
+}
+
+#[tokio::test]
+async fn requests_ask_for_json_and_carry_their_parameters_in_the_query_like_the_sdk() {
+    for version in [SignatureVersion::V3, SignatureVersion::V2] {
+        let (emu, client) = setup(|c| c.signature_version = version).await;
+        let s = scope();
+        let id = client
+            .create_backup_plan(&s, &postpay_plan(None))
+            .await
+            .unwrap()
+            .backup_plan_id;
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        client
+            .configure_backup_plan(&s, &configure(&id))
+            .await
+            .unwrap();
+        plan_page(&client, &s, &id).await;
+        client.start_backup_plan(&s, &id, None).await.unwrap();
+        net_info(&client).await;
+
+        for (action, format, query, body) in shapes(&emu) {
+            assert_eq!(
+                format, "json",
+                "{version:?} {action}: Accept: application/json"
+            );
+            assert!(body.is_empty(), "{version:?} {action}: body {body:?}");
+            let has = |name: &str| query.iter().any(|q| q == name);
+            let takes_region = matches!(
+                action.as_str(),
+                "CreateBackupPlan" | "DescribeBackupPlanList"
+            );
+            assert_eq!(
+                has("Region"),
+                takes_region,
+                "{version:?} {action}: {query:?}"
+            );
+            assert!(!has("RegionId"), "{version:?} {action}: {query:?}");
+            if version == SignatureVersion::V2 {
+                assert!(has("Format") && has("Signature"), "{action}: {query:?}");
+            }
+            if action == "ConfigureBackupPlan" {
+                assert!(has("SourceEndpointPassword"), "{query:?}");
+            }
+        }
+        let actions: Vec<String> = shapes(&emu).into_iter().map(|c| c.0).collect();
+        assert_eq!(
+            actions,
+            [
+                "CreateBackupPlan",
+                "ConfigureBackupPlan",
+                "DescribeBackupPlanList",
+                "StartBackupPlan",
+                "DescribeDBInstanceNetInfo"
+            ]
+        );
+        emu.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_password_in_the_query_stays_out_of_transport_errors() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client = AlibabaCloud::new(ClientConfig {
+        endpoints: Endpoints::all(format!("http://{addr}")),
+        max_attempts: 1,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let err = client
+        .configure_backup_plan(&scope(), &configure("dbs1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Retryable);
+    let rendered = format!("{err} {err:?}");
+    assert!(!rendered.contains("Passw0rd"), "{rendered}");
+    assert!(!rendered.contains("SourceEndpoint"), "no URL: {rendered}");
+}
+
 /// Collects everything the operator's crate logs.
 #[derive(Clone, Default)]
 struct LogBuffer(Arc<Mutex<Vec<u8>>>);
@@ -732,7 +890,10 @@ async fn secrets_never_appear_in_logs_errors_or_debug_output() {
         .finish()
         .with(
             tracing_subscriber::filter::Targets::new()
-                .with_target("alicloud_db_operator", tracing::Level::TRACE),
+                .with_target("alicloud_db_operator", tracing::Level::TRACE)
+                // The query string carries the password: the HTTP stack must not log it either.
+                .with_target("reqwest", tracing::Level::TRACE)
+                .with_target("hyper_util", tracing::Level::TRACE),
         );
     let _guard = tracing::subscriber::set_default(subscriber);
 

@@ -179,6 +179,22 @@ async fn official_python_sdks_work_against_the_emulator() {
             && o == "Success"),
         "no DBS call signed with STS credentials succeeded\n{report}"
     );
+    // The SDKs ask for JSON themselves (V3 `accept: application/json`, V2 `Format=json`).
+    let snapshot = emu.snapshot();
+    let xml: Vec<&str> = snapshot
+        .calls
+        .iter()
+        .filter(|c| c.format != "json")
+        .map(|c| c.action.as_str())
+        .collect();
+    assert!(xml.is_empty(), "answered XML to {xml:?}\n{report}");
+    // DBS errors went out with their 404, and once per style as HTTP 200 Success:false.
+    let unknown_plan: Vec<u16> = snapshot
+        .calls_of("ReleaseBackupPlan")
+        .filter(|c| c.outcome == "InvalidJobId")
+        .map(|c| c.http_status)
+        .collect();
+    assert_eq!(unknown_plan, [404, 200, 404, 200], "{report}");
     emu.shutdown().await;
     eprintln!("{stdout}official SDK check took {elapsed:?}");
 }

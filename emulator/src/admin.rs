@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::config::DbsErrorMode;
 use crate::faults::{FaultRule, OneShot};
 use crate::state::{Connection, Instance, PrecheckFailure, Shared, domain};
 use crate::wire::now_ms;
@@ -168,6 +169,8 @@ struct SettingsBody {
     precheck_ms: Option<i64>,
     client_token_ttl_ms: Option<i64>,
     describe_lag_ms: Option<i64>,
+    /// `http-status` or `success-false`.
+    dbs_errors: Option<DbsErrorMode>,
 }
 
 /// PUT /settings.
@@ -194,6 +197,9 @@ async fn settings(AxState(shared): AxState<Shared>, body: Bytes) -> Response {
     }
     if let Some(v) = s.describe_lag_ms {
         st.settings.describe_lag_ms = v.max(0);
+    }
+    if let Some(v) = s.dbs_errors {
+        st.settings.dbs_errors = v;
     }
     ok()
 }

@@ -27,6 +27,44 @@ pub struct EmulatorConfig {
     pub client_token_ttl: Duration,
     /// How long a new plan stays invisible to DescribeBackupPlanList (read-after-create lag).
     pub describe_lag: Duration,
+    /// How DBS business errors travel: a 4xx status (default) or HTTP 200 `Success:false`.
+    pub dbs_errors: DbsErrorMode,
+}
+
+/// How DBS business errors are sent (`--dbs-errors`, admin setting `dbsErrors`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DbsErrorMode {
+    /// The error's 4xx HTTP status, with `Code`/`Message` and the DBS fields in the body: what
+    /// the official SDKs turn into an exception.
+    #[default]
+    HttpStatus,
+    /// HTTP 200 with `Success:false` and `ErrCode`/`ErrMessage` (the older documented form).
+    SuccessFalse,
+}
+
+impl DbsErrorMode {
+    /// The flag value: `http-status` or `success-false`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpStatus => "http-status",
+            Self::SuccessFalse => "success-false",
+        }
+    }
+}
+
+impl std::str::FromStr for DbsErrorMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "http-status" => Ok(Self::HttpStatus),
+            "success-false" => Ok(Self::SuccessFalse),
+            other => Err(format!(
+                "expected http-status or success-false, got {other:?}"
+            )),
+        }
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -42,6 +80,7 @@ impl Default for EmulatorConfig {
             precheck: Duration::from_secs(5),
             client_token_ttl: Duration::from_secs(60 * 60),
             describe_lag: Duration::ZERO,
+            dbs_errors: DbsErrorMode::default(),
         }
     }
 }

@@ -19,8 +19,9 @@ mod snapshot;
 mod state;
 mod sts;
 mod wire;
+mod xml;
 
-pub use config::EmulatorConfig;
+pub use config::{DbsErrorMode, EmulatorConfig};
 pub use error::EmulatorError;
 pub use server::Emulator;
 pub use snapshot::{InstanceSnapshot, Snapshot};

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use alicloud_emulator::{Emulator, EmulatorConfig};
+use alicloud_emulator::{DbsErrorMode, Emulator, EmulatorConfig};
 use anyhow::Context as _;
 use clap::Parser;
 
@@ -80,6 +80,15 @@ struct Cli {
     /// How long a new plan stays invisible to DescribeBackupPlanList (ms).
     #[arg(long, env = "ALICLOUD_EMULATOR_DESCRIBE_LAG_MS", default_value_t = 0)]
     describe_lag_ms: u64,
+
+    /// How DBS business errors are sent: `http-status` (their 4xx status, which the official
+    /// SDKs raise as exceptions) or `success-false` (HTTP 200 with `Success:false`).
+    #[arg(
+        long,
+        env = "ALICLOUD_EMULATOR_DBS_ERRORS",
+        default_value = "http-status"
+    )]
+    dbs_errors: DbsErrorMode,
 }
 
 /// Parses `ACCESS_KEY_ID:SECRET`.
@@ -155,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
         precheck: Duration::from_millis(cli.precheck_ms),
         client_token_ttl: Duration::from_millis(cli.client_token_ttl_ms),
         describe_lag: Duration::from_millis(cli.describe_lag_ms),
+        dbs_errors: cli.dbs_errors,
     };
     let signal = shutdown_signal()?;
     let emulator = Emulator::start(config)

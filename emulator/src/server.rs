@@ -18,7 +18,7 @@ use crate::config::EmulatorConfig;
 use crate::error::{ApiError, EmulatorError};
 use crate::snapshot::Snapshot;
 use crate::state::{CallRecord, Shared, State};
-use crate::wire::{self, Params, Product};
+use crate::wire::{self, Format, Params, Product};
 use crate::{admin, dbs, rds, sts};
 
 /// A running emulator bound to a local address.
@@ -134,6 +134,9 @@ struct CallInfo {
     product: Product,
     access_key_id: String,
     user_agent: String,
+    format: Format,
+    query_params: Vec<String>,
+    body_params: Vec<String>,
 }
 
 impl CallInfo {
@@ -147,6 +150,9 @@ impl CallInfo {
             outcome: outcome.to_string(),
             http_status: status.as_u16(),
             user_agent: self.user_agent.clone(),
+            format: self.format.as_str().into(),
+            query_params: self.query_params.clone(),
+            body_params: self.body_params.clone(),
         });
     }
 }
@@ -209,14 +215,6 @@ async fn rpc(
     body: Bytes,
 ) -> Response {
     let request_id = wire::request_id();
-    if method != Method::GET && method != Method::POST {
-        let err = ApiError::new(
-            StatusCode::FORBIDDEN,
-            "UnsupportedHTTPMethod",
-            "This http method is not supported.",
-        );
-        return wire::error_response(&err, &request_id, None);
-    }
     let query = uri.query().map(wire::parse_pairs).unwrap_or_default();
     let form = if is_form(&headers) {
         wire::parse_pairs(&String::from_utf8_lossy(&body))
@@ -225,6 +223,15 @@ async fn rpc(
     };
     let all_pairs: Vec<(String, String)> = query.iter().chain(form.iter()).cloned().collect();
     let params = Params::from_pairs(&all_pairs);
+    let format = Format::requested(&headers, &params);
+    if method != Method::GET && method != Method::POST {
+        let err = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "UnsupportedHTTPMethod",
+            "This http method is not supported.",
+        );
+        return wire::error_response(&err, &request_id, None, format);
+    }
     let v3 = header_value(&headers, "x-acs-action").is_some()
         || header_value(&headers, "x-acs-version").is_some();
     let (action, version) = if v3 {
@@ -237,12 +244,16 @@ async fn rpc(
     };
     let (action, version) = match (action, version) {
         (Some(a), Some(v)) => (a.to_string(), v.to_string()),
-        (None, _) => return wire::error_response(&ApiError::missing("Action"), &request_id, None),
-        (_, None) => return wire::error_response(&ApiError::missing("Version"), &request_id, None),
+        (None, _) => {
+            return wire::error_response(&ApiError::missing("Action"), &request_id, None, format);
+        }
+        (_, None) => {
+            return wire::error_response(&ApiError::missing("Version"), &request_id, None, format);
+        }
     };
     let Some(product) = Product::from_version(&version) else {
         let err = ApiError::invalid(format!("Specified Version {version} is not valid."));
-        return wire::error_response(&err, &request_id, None);
+        return wire::error_response(&err, &request_id, None, format);
     };
     let mut call = CallInfo {
         action,
@@ -253,6 +264,9 @@ async fn rpc(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned(),
+        format,
+        query_params: query.iter().map(|(k, _)| k.clone()).collect(),
+        body_params: form.iter().map(|(k, _)| k.clone()).collect(),
     };
     let input = AuthInput {
         method: method.as_str(),
@@ -272,7 +286,7 @@ async fn rpc(
     };
     let (who, latency_ms, fault) = match admitted {
         Ok(v) => v,
-        Err(e) => return wire::error_response(&e, &request_id, Some(product)),
+        Err(e) => return wire::error_response(&e, &request_id, Some(product), format),
     };
     if latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(latency_ms)).await;
@@ -280,30 +294,26 @@ async fn rpc(
     let mut state = shared.lock();
     if let Some(e) = fault {
         call.record(&mut state, &e.code, e.status);
-        return wire::error_response(&e, &request_id, Some(product));
+        return wire::error_response(&e, &request_id, Some(product), format);
     }
     let now = wire::now_ms();
-    let result =
-        match product {
-            Product::Dbs => {
-                let (body, outcome) = dbs::handle(&mut state, &who, &call.action, &params, now);
-                Ok((body, outcome))
-            }
-            Product::Rds => rds::handle(&mut state, &call.action, &params, now)
-                .map(|b| (b, "Success".to_string())),
-            Product::Sts => sts::assume_role_with_oidc(&mut state, &params, now)
-                .map(|b| (b, "Success".to_string())),
-        };
+    let result = match product {
+        Product::Dbs => Ok(dbs::handle(&mut state, &who, &call.action, &params, now)),
+        Product::Rds => rds::handle(&mut state, &call.action, &params, now)
+            .map(|b| (b, "Success".to_string(), StatusCode::OK)),
+        Product::Sts => sts::assume_role_with_oidc(&mut state, &params, now)
+            .map(|b| (b, "Success".to_string(), StatusCode::OK)),
+    };
     match result {
-        Ok((body, outcome)) => {
-            call.record(&mut state, &outcome, StatusCode::OK);
+        Ok((body, outcome, status)) => {
+            call.record(&mut state, &outcome, status);
             tracing::debug!(action = %call.action, %outcome, "rpc");
-            wire::success_response(StatusCode::OK, &request_id, body)
+            wire::fields_response(status, &request_id, body, format, &call.action)
         }
         Err(e) => {
             call.record(&mut state, &e.code, e.status);
             tracing::debug!(action = %call.action, code = %e.code, "rpc failed");
-            wire::error_response(&e, &request_id, Some(product))
+            wire::error_response(&e, &request_id, Some(product), format)
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::EmulatorConfig;
+use crate::config::{DbsErrorMode, EmulatorConfig};
 use crate::faults::Faults;
 use crate::quota::Quotas;
 use crate::snapshot::{InstanceSnapshot, Snapshot};
@@ -40,6 +40,8 @@ pub struct Settings {
     pub instance_busy_ms: i64,
     /// Cap on STS credential lifetime, seconds.
     pub sts_max_duration_s: Option<i64>,
+    /// How DBS business errors are sent.
+    pub dbs_errors: DbsErrorMode,
     /// Length of the precheck begun by StartBackupPlan (`init` -> `check_pass` -> `running`).
     pub precheck_ms: i64,
     /// How long a CreateBackupPlan ClientToken is remembered.
@@ -313,6 +315,13 @@ pub struct CallRecord {
     pub http_status: u16,
     /// The caller's `User-Agent` header (empty when it sent none).
     pub user_agent: String,
+    /// The body format answered: `json` (asked by `Accept: application/json` or `Format=JSON`)
+    /// or `xml` (the default).
+    pub format: String,
+    /// Names of the parameters sent in the query string, in order (values are never logged).
+    pub query_params: Vec<String>,
+    /// Names of the parameters sent in a form body, in order.
+    pub body_params: Vec<String>,
 }
 
 /// The whole emulated world.
@@ -354,6 +363,7 @@ impl State {
                 precheck_ms: duration_ms(config.precheck),
                 client_token_ttl_ms: duration_ms(config.client_token_ttl),
                 describe_lag_ms: duration_ms(config.describe_lag),
+                dbs_errors: config.dbs_errors,
             },
             accounts: config.accounts.iter().cloned().collect(),
             sts_credentials: HashMap::new(),

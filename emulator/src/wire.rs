@@ -1,4 +1,4 @@
-//! Wire helpers: parameter parsing, RFC 3986 encoding, response bodies.
+//! Wire helpers: parameter parsing, RFC 3986 encoding, response bodies (JSON or XML).
 
 use std::collections::BTreeMap;
 
@@ -105,8 +105,48 @@ pub fn request_id() -> String {
     uuid::Uuid::new_v4().to_string().to_uppercase()
 }
 
+/// The body format a request asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `Accept` containing `application/json`, or the parameter `Format=JSON` (any case).
+    Json,
+    /// Anything else: XML is the documented default `Format` of Alibaba's RPC APIs.
+    Xml,
+}
+
+impl Format {
+    /// What the request asked for through its `Accept` header or its `Format` parameter.
+    pub fn requested(headers: &HeaderMap, params: &Params) -> Self {
+        let accept_json = headers.get_all(header::ACCEPT).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("application/json"))
+        });
+        let format_json = params
+            .get("Format")
+            .is_some_and(|f| f.trim().eq_ignore_ascii_case("json"));
+        if accept_json || format_json {
+            Self::Json
+        } else {
+            Self::Xml
+        }
+    }
+
+    /// `json` or `xml`, as the call log shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Xml => "xml",
+        }
+    }
+}
+
 /// Renders the generic error body used for every non-2xx response.
-pub fn error_response(err: &ApiError, request_id: &str, product: Option<Product>) -> Response {
+pub fn error_response(
+    err: &ApiError,
+    request_id: &str,
+    product: Option<Product>,
+    format: Format,
+) -> Response {
     let host = product.map_or("aliyuncs.com", Product::host);
     let body = json!({
         "RequestId": request_id,
@@ -115,32 +155,64 @@ pub fn error_response(err: &ApiError, request_id: &str, product: Option<Product>
         "Message": err.message,
         "Recommend": format!("https://api.alibabacloud.com/troubleshoot?q={}", err.code),
     });
-    json_response(err.status, request_id, &body)
+    render(err.status, request_id, &body, format, None)
 }
 
-/// Renders a JSON body with `RequestId` inserted first.
-pub fn success_response(
+/// Renders an action's response fields with `RequestId` added, under `status` (a DBS business
+/// error in the `http-status` mode carries its 4xx status).
+pub fn fields_response(
     status: StatusCode,
     request_id: &str,
     fields: Map<String, Value>,
+    format: Format,
+    action: &str,
 ) -> Response {
     let mut body = Map::new();
     body.insert("RequestId".into(), Value::String(request_id.to_string()));
     body.extend(fields);
-    json_response(status, request_id, &Value::Object(body))
+    render(
+        status,
+        request_id,
+        &Value::Object(body),
+        format,
+        Some(action),
+    )
 }
 
-/// Serializes a JSON value with the request-id header.
-fn json_response(status: StatusCode, request_id: &str, body: &Value) -> Response {
+/// Serializes a body as JSON or XML, with the request-id header. The XML root is
+/// `<{Action}Response>` for a 2xx answer, else `<Error>` (Alibaba's XML error samples).
+fn render(
+    status: StatusCode,
+    request_id: &str,
+    body: &Value,
+    format: Format,
+    action: Option<&str>,
+) -> Response {
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json;charset=utf-8"),
-    );
+    let text = match format {
+        Format::Json => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json;charset=utf-8"),
+            );
+            body.to_string()
+        }
+        Format::Xml => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/xml;charset=utf-8"),
+            );
+            let root = match action {
+                Some(action) if status.is_success() => format!("{action}Response"),
+                _ => "Error".to_owned(),
+            };
+            crate::xml::render(&root, body)
+        }
+    };
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-acs-request-id", v);
     }
-    (status, headers, body.to_string()).into_response()
+    (status, headers, text).into_response()
 }
 
 /// Current wall-clock time in epoch milliseconds.

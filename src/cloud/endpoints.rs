@@ -29,15 +29,6 @@ impl Product {
             Self::Sts => "2015-04-01",
         }
     }
-
-    /// The request parameter carrying the region (`Region` for DBS, `RegionId` for RDS).
-    pub fn region_param(self) -> Option<&'static str> {
-        match self {
-            Self::Dbs => Some("Region"),
-            Self::Rds => Some("RegionId"),
-            Self::Sts => None,
-        }
-    }
 }
 
 /// DBS regions the official SDK endpoint map routes to the Hangzhou host.

@@ -20,6 +20,9 @@ pub const V3_ALGORITHM: &str = "ACS3-HMAC-SHA256";
 /// Content type of an RPC form body.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
+/// Media type of JSON, the `Accept` of every request.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
 /// Which signature scheme requests use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SignatureVersion {

@@ -4,6 +4,7 @@
 
 mod client;
 mod params;
+mod shape;
 
 pub(crate) use client::Idempotency;
 pub use client::{AlibabaCloud, ClientBuildError, ClientConfig, operator_user_agent};

@@ -43,6 +43,7 @@ import sys
 import time
 import traceback
 import typing
+import urllib.request
 import uuid
 
 from alibabacloud_dbs20190306 import models as dbs_models
@@ -464,17 +465,60 @@ def dbs_suite(args, r: Runner, style: str) -> None:
         dbs_models.ReleaseBackupPlanRequest(backup_plan_id=plan_id), rt), cap, dbs=True)
     check(body.backup_plan_id == plan_id, "ReleaseBackupPlan: BackupPlanId")
 
-    # A released plan is gone: DBS answers HTTP 200 Success:false (the quirk).
-    t0 = time.monotonic()
-    resp = client.start_backup_plan_with_options(
-        dbs_models.StartBackupPlanRequest(backup_plan_id=plan_id), rt)
-    check(resp.status_code == 200 and resp.body.success is False and resp.body.err_code == "InvalidJobId",
-          f"StartBackupPlan on a released plan: {resp.status_code} {resp.body.success!r} {resp.body.err_code!r}")
-    problems = check_model(resp.body, cap.last_raw, type(resp.body).__name__)
-    check(not problems, f"business-error body vs model: {problems}")
-    r.calls += 1
-    print(f"[{style}] ok   DBS StartBackupPlan on released plan ({(time.monotonic() - t0) * 1000:.0f} ms) "
-          f"-> HTTP 200 Success=false ErrCode=InvalidJobId", flush=True)
+
+def set_dbs_errors(args, mode: str) -> None:
+    """Switch the emulator's DBS error transport (admin API, unsigned JSON)."""
+    req = urllib.request.Request(
+        f"{args.url.rstrip('/')}/_emulator/settings",
+        data=json.dumps({"dbsErrors": mode}).encode(),
+        headers={"content-type": "application/json"},
+        method="PUT",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        check(resp.status == 200, f"PUT /_emulator/settings dbsErrors={mode}: HTTP {resp.status}")
+
+
+def dbs_error_transport_suite(args, r: Runner, style: str) -> None:
+    """DBS business errors as the SDK sees them: by default a 4xx status, which the runtime
+    raises as ClientException (what Terraform catches for InvalidJobId); in the emulator's
+    success-false mode an HTTP 200 body with Success=false, which the SDK returns as a success."""
+    client = DbsClient(make_config(args, style, args.access_key_id, args.access_key_secret))
+    cap = Capture(client)
+    rt = RuntimeOptions()
+    missing = "dbs-sdk-compat-missing"
+
+    for label, call in [
+        ("DBS DescribeBackupPlanBilling of an unknown plan",
+         lambda: client.describe_backup_plan_billing_with_options(
+             dbs_models.DescribeBackupPlanBillingRequest(backup_plan_id=missing), rt)),
+        ("DBS ReleaseBackupPlan of an unknown plan",
+         lambda: client.release_backup_plan_with_options(
+             dbs_models.ReleaseBackupPlanRequest(backup_plan_id=missing), rt)),
+    ]:
+        e = r.expect_error(label, call, {"InvalidJobId"})
+        check(type(e).__name__ == "ClientException", f"{label}: raised {type(e).__name__}")
+        check(getattr(e, "status_code", None) == 404, f"{label}: HTTP {getattr(e, 'status_code', None)}")
+        data = getattr(e, "data", None) or {}
+        check(data.get("Success") is False and data.get("ErrCode") == "InvalidJobId"
+              and data.get("HttpStatusCode") == 404,
+              f"{label}: the error body lacks the DBS fields: {data}")
+
+    set_dbs_errors(args, "success-false")
+    try:
+        t0 = time.monotonic()
+        resp = client.release_backup_plan_with_options(
+            dbs_models.ReleaseBackupPlanRequest(backup_plan_id=missing), rt)
+        check(resp.status_code == 200 and resp.body.success is False
+              and resp.body.err_code == "InvalidJobId",
+              f"success-false mode: {resp.status_code} {resp.body.success!r} {resp.body.err_code!r}")
+        problems = check_model(resp.body, cap.last_raw, type(resp.body).__name__)
+        check(not problems, f"business-error body vs model: {problems}")
+        r.calls += 1
+        print(f"[{style}] ok   DBS ReleaseBackupPlan of an unknown plan, success-false mode "
+              f"({(time.monotonic() - t0) * 1000:.0f} ms) -> HTTP 200 Success=false "
+              f"ErrCode=InvalidJobId", flush=True)
+    finally:
+        set_dbs_errors(args, "http-status")
 
 
 def rds_suite(args, r: Runner, style: str) -> None:
@@ -826,6 +870,7 @@ def main(argv: list[str]) -> int:
             dbs_suite(args, r, style)
             precheck_suite(args, r, style)
             client_token_suite(args, r, style)
+            dbs_error_transport_suite(args, r, style)
             rds_suite(args, r, style)
             sts_suite(args, r, style)
             negative_suite(args, r, style)

@@ -1,7 +1,10 @@
 //! DBS (2019-03-06): backup plan actions and the DBS response envelope.
 //!
-//! Business errors come back as HTTP 200 with `Success:false` (documented
-//! quirk); auth, throttling and faults are handled before this module.
+//! Business errors come back with their 4xx status ([`http_status`]) and both
+//! the generic (`Code`, `Message`) and the DBS (`Success:false`, `ErrCode`,
+//! `ErrMessage`, `HttpStatusCode`) fields, or, in the `success-false` mode, as
+//! HTTP 200 with `Success:false` (the older documented form); auth,
+//! throttling and faults are handled before this module.
 
 mod describe;
 mod lifecycle;
@@ -12,9 +15,11 @@ mod precheck;
 
 pub use precheck::settle as settle_precheck;
 
+use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
+use crate::config::DbsErrorMode;
 use crate::state::{Plan, State};
 use crate::wire::Params;
 
@@ -43,7 +48,7 @@ const QUIRK_ERRCODE_ON_SUCCESS: &[&str] = &[
     "ReleaseBackupPlan",
 ];
 
-/// A DBS business error (HTTP 200, `Success:false`).
+/// A DBS business error (`Success:false`, sent with [`http_status`] of its code).
 #[derive(Debug, Clone)]
 pub struct DbsError {
     /// `ErrCode`.
@@ -73,15 +78,34 @@ impl DbsError {
 /// Result of one DBS handler: extra response fields or a business error.
 pub type DbsResult = Result<Map<String, Value>, DbsError>;
 
-/// Runs a DBS action; returns the response body (without RequestId) and
-/// the outcome code for the call log.
+/// The HTTP status real DBS answers a business error `code` with: the one
+/// table of it (emulator/README.md gives the evidence for each row). The DBS
+/// docs list only `403 Request.Forbidden` per action; the rest is our reading
+/// of Alibaba's common error tables.
+pub fn http_status(code: &str) -> u16 {
+    match code {
+        // The plan does not exist: `*.NotFound` codes are 404 in the ECS
+        // error table; Terraform catches it as an SDK exception (so >= 400).
+        "InvalidJobId" => 404,
+        // Missing RAM permission: the per-action DBS error table.
+        "Request.Forbidden" | "Forbidden.RAM" => 403,
+        // An operation refused in the resource's current state (ECS: 403).
+        c if c.starts_with("OperationDenied") => 403,
+        // Bad or conflicting parameters, and every other code: 400 (the
+        // documented DescribeBackupPlanBilling error sample echoes 400).
+        _ => 400,
+    }
+}
+
+/// Runs a DBS action; returns the response body (without RequestId), the
+/// outcome code for the call log and the HTTP status to send.
 pub fn handle(
     state: &mut State,
     who: &Principal,
     action: &str,
     p: &Params,
     now_ms: i64,
-) -> (Map<String, Value>, String) {
+) -> (Map<String, Value>, String, StatusCode) {
     let result = match action {
         "CreateBackupPlan" => lifecycle::create(state, who, p, now_ms),
         "ConfigureBackupPlan" => lifecycle::configure(state, who, p, now_ms),
@@ -109,9 +133,32 @@ pub fn handle(
             };
             let mut body = envelope(true, code, message, 200);
             body.extend(fields);
-            (body, "Success".into())
+            (body, "Success".into(), StatusCode::OK)
         }
-        Err(e) => (envelope(false, e.code, &e.message, 400), e.code.to_string()),
+        Err(e) => {
+            let (body, status) = error_body(&e, state.settings.dbs_errors);
+            (body, e.code.to_string(), status)
+        }
+    }
+}
+
+/// The body and HTTP status of a business error in `mode`. Both modes echo
+/// the error's real status in `HttpStatusCode`; `http-status` also sends it,
+/// with the generic `Code`/`Message`/`HostId` the official SDKs read.
+fn error_body(e: &DbsError, mode: DbsErrorMode) -> (Map<String, Value>, StatusCode) {
+    let status = http_status(e.code);
+    let mut body = envelope(false, e.code, &e.message, status);
+    match mode {
+        DbsErrorMode::SuccessFalse => (body, StatusCode::OK),
+        DbsErrorMode::HttpStatus => {
+            body.insert("Code".into(), e.code.into());
+            body.insert("Message".into(), e.message.clone().into());
+            body.insert("HostId".into(), crate::wire::Product::Dbs.host().into());
+            (
+                body,
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            )
+        }
     }
 }
 
@@ -149,4 +196,42 @@ pub fn id_only(id: &str) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("BackupPlanId".into(), Value::String(id.to_string()));
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_table() {
+        for (code, status) in [
+            ("InvalidJobId", 404),
+            ("InvalidParameter", 400),
+            ("InvalidParameterValid", 400),
+            ("IdempotentParameterMismatch", 400),
+            ("Request.Forbidden", 403),
+            ("OperationDenied", 403),
+            ("OperationDenied.PlanStatus", 403),
+            ("SomethingNew", 400),
+        ] {
+            assert_eq!(http_status(code), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn both_modes_carry_the_dbs_fields_and_the_real_status() {
+        let e = DbsError::no_plan("dbs1");
+        let (body, status) = error_body(&e, DbsErrorMode::HttpStatus);
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["Code"], "InvalidJobId");
+        assert_eq!(body["ErrCode"], "InvalidJobId");
+        assert_eq!(body["Message"], body["ErrMessage"]);
+        assert_eq!(body["Success"], false);
+        assert_eq!(body["HttpStatusCode"], 404);
+        let (body, status) = error_body(&e, DbsErrorMode::SuccessFalse);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["ErrCode"], "InvalidJobId");
+        assert_eq!(body["HttpStatusCode"], 404);
+        assert!(body.get("Code").is_none());
+    }
 }

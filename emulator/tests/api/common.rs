@@ -131,6 +131,7 @@ pub struct Client {
 
 pub struct Resp {
     pub status: u16,
+    pub content_type: String,
     pub body: Value,
 }
 
@@ -147,11 +148,23 @@ impl Resp {
         assert_eq!((self.status, self.code()), (status, code), "{}", self.body);
     }
 
-    /// Panics unless the answer is a DBS error: HTTP 200, `Success` false, `ErrCode` `code`.
+    /// Panics unless the answer is a DBS error in the default `http-status` mode: a 4xx status
+    /// echoed in `HttpStatusCode`, `Success` false, `Code` and `ErrCode` `code`.
     pub fn assert_dbs_error(&self, code: &str) {
+        assert!((400..500).contains(&self.status), "{}", self.body);
+        assert_eq!(self.body["HttpStatusCode"], self.status, "{}", self.body);
+        assert_eq!(self.body["Success"], false, "{}", self.body);
+        assert_eq!(self.body["ErrCode"], code, "{}", self.body);
+        assert_eq!(self.body["Code"], code, "{}", self.body);
+    }
+
+    /// Panics unless the answer is a DBS error in the `success-false` mode: HTTP 200,
+    /// `Success` false, `ErrCode` `code` and no generic `Code`.
+    pub fn assert_dbs_success_false(&self, code: &str) {
         assert_eq!(self.status, 200, "{}", self.body);
         assert_eq!(self.body["Success"], false, "{}", self.body);
         assert_eq!(self.body["ErrCode"], code, "{}", self.body);
+        assert!(self.body.get("Code").is_none(), "{}", self.body);
     }
 }
 
@@ -215,7 +228,28 @@ impl Client {
         headers
     }
 
+    /// Sends a request; asks for JSON (`Accept: application/json`, as the official SDKs do)
+    /// unless `headers` name an `accept` of their own.
     pub async fn send(
+        &self,
+        method: &str,
+        query: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut headers = headers.to_vec();
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
+            headers.push(("accept".into(), "application/json".into()));
+        }
+        self.send_raw(method, query, &headers, body).await
+    }
+
+    /// Sends a request with exactly `headers` (reqwest adds `accept: */*` when none is given);
+    /// a body that is not JSON is kept as a string.
+    pub async fn send_raw(
         &self,
         method: &str,
         query: &str,
@@ -236,9 +270,19 @@ impl Client {
         }
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let text = resp.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Resp { status, body }
+        Resp {
+            status,
+            content_type,
+            body,
+        }
     }
 
     /// V3 POST with the parameters as a form body (the SDK style).

@@ -59,7 +59,7 @@ async fn plan_status_follows_configure_start_stop_and_precheck() {
     let r = c.dbs("StartBackupPlan", &[("BackupPlanId", &id)]).await;
     assert_eq!(
         (r.status, r.body["Success"].clone()),
-        (200, false.into()),
+        (400, false.into()),
         "start on wait must fail"
     );
     let r = configure_plan(&c, &id, &[]).await;
@@ -255,7 +255,7 @@ async fn describe_pages_and_applies_case_quirks() {
 }
 
 #[tokio::test]
-async fn parameter_errors_are_http_200_success_false() {
+async fn parameter_errors_are_http_400_invalid_parameter() {
     let (emu, c) = start_client().await;
     let cases = [
         ("no region", without(PREPAY_PLAN, &["Region"])),
@@ -277,7 +277,7 @@ async fn parameter_errors_are_http_200_success_false() {
     ];
     for (name, params) in cases {
         let r = c.dbs("CreateBackupPlan", &params).await;
-        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(r.status, 400, "{name}");
         assert_eq!(
             (r.body["Success"].clone(), r.body["ErrCode"].clone()),
             (false.into(), "InvalidParameter".into()),

@@ -9,3 +9,4 @@ mod dbs_rules;
 mod rds;
 mod signing;
 mod sts;
+mod transport;

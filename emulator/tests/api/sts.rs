@@ -45,7 +45,7 @@ fn valid_token() -> String {
 #[tokio::test]
 async fn oidc_credentials_sign_dbs_calls_with_their_security_token() {
     let emu = start().await;
-    let Resp { status, body } = assume(&emu, &valid_token(), &[]).await;
+    let Resp { status, body, .. } = assume(&emu, &valid_token(), &[]).await;
     assert_eq!(status, 200, "{body}");
     let cred = &body["Credentials"];
     let ak = cred["AccessKeyId"].as_str().expect("ak");
@@ -94,7 +94,8 @@ async fn expired_sts_credentials_are_rejected() {
     let emu = start().await;
     let settings = json!({"stsMaxDurationSeconds": 1});
     admin_ok(&emu, "PUT", "/settings", Some(settings)).await;
-    let Resp { status, body } = assume(&emu, &valid_token(), &[("DurationSeconds", "900")]).await;
+    let Resp { status, body, .. } =
+        assume(&emu, &valid_token(), &[("DurationSeconds", "900")]).await;
     assert_eq!(status, 200, "{body}");
     let cred = &body["Credentials"];
     let c = Client::new(&emu).with_key(

@@ -9,16 +9,17 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::params::Params;
+use super::shape;
 use crate::cloud::credentials::{CredentialsError, RrsaConfig, RrsaCredentials, default_chain};
 use crate::cloud::endpoints::{Endpoints, Product};
 use crate::cloud::limiter::{Quotas, RateLimiter};
 use crate::cloud::observer::Observer;
 use crate::cloud::signer::{
-    FORM_CONTENT_TYPE, SignatureVersion, V3Request, canonical_query, new_nonce, percent_encode,
-    sign_v2, sign_v3, v2_common_params,
+    FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, SignatureVersion, V3Request, canonical_query, new_nonce,
+    percent_encode, sign_v2, sign_v3, v2_common_params,
 };
 use crate::cloud::sts::{self, ASSUME_ROLE_WITH_OIDC, AssumeRoleWithOidc, StsApi, StsCredentials};
-use crate::cloud::wire::{request_id, verdict};
+use crate::cloud::wire::{Body, request_id, verdict};
 use crate::cloud::{CloudError, CredentialProvider, Credentials, ErrorKind};
 
 /// Tunables of [`AlibabaCloud`].
@@ -305,44 +306,54 @@ impl AlibabaCloud {
     ) -> Result<Value, AttemptError> {
         let config = &self.inner.config;
         let mut params = call.params.clone();
-        if let Some(name) = call.product.region_param()
+        if let Some(name) = shape::region_param(call.product, call.action)
             && !params.has(name)
         {
             params = params.set(name, call.region);
         }
+        let (body_pairs, query_pairs): (Vec<_>, Vec<_>) = params
+            .to_pairs()
+            .into_iter()
+            .partition(|(k, _)| shape::in_body(call.product, call.action, k));
         let now = Utc::now();
         let nonce = new_nonce();
+        let body = canonical_query(&body_pairs);
+        let content_type = (!body.is_empty()).then_some(FORM_CONTENT_TYPE);
         let mut headers: Vec<(String, String)>;
-        let body: String;
+        let query: String;
         match (config.signature_version, call.credentials) {
             (SignatureVersion::V2, Some(credentials)) => {
-                let mut pairs = v2_common_params(
+                // The V2 common parameters (with `Format=JSON`) and the signature, computed over
+                // query and body alike, travel in the query string.
+                let mut signed = v2_common_params(
                     call.action,
                     call.product.version(),
                     credentials,
                     now,
                     &nonce,
                 );
-                pairs.extend(params.to_pairs());
-                let signature = sign_v2("POST", &pairs, &credentials.access_key_secret);
-                body = format!(
-                    "{}&Signature={}",
-                    canonical_query(&pairs),
-                    percent_encode(&signature)
-                );
-                headers = vec![("content-type".into(), FORM_CONTENT_TYPE.into())];
+                signed.extend(query_pairs.iter().cloned());
+                let mut all = signed.clone();
+                all.extend(body_pairs.iter().cloned());
+                let signature = sign_v2("POST", &all, &credentials.access_key_secret);
+                signed.push(("Signature".into(), signature));
+                query = canonical_query(&signed);
+                headers = content_type
+                    .map(|ct| ("content-type".to_owned(), ct.to_owned()))
+                    .into_iter()
+                    .collect();
             }
             (_, credentials) => {
-                body = canonical_query(&params.to_pairs());
+                query = canonical_query(&query_pairs);
                 let anonymous = Credentials::new("", "");
                 let req = V3Request {
                     method: "POST",
                     host,
                     action: call.action,
                     version: call.product.version(),
-                    query: &[],
+                    query: &query_pairs,
                     body: body.as_bytes(),
-                    content_type: Some(FORM_CONTENT_TYPE),
+                    content_type,
                     now,
                     nonce: &nonce,
                 };
@@ -353,6 +364,11 @@ impl AlibabaCloud {
                 }
             }
         }
+        // Like the official runtimes: ask for JSON (many Alibaba products answer XML by
+        // default). Not a signed header.
+        headers.push(("accept".into(), JSON_CONTENT_TYPE.into()));
+        let mut url = url.clone();
+        url.set_query((!query.is_empty()).then_some(query.as_str()));
         let mut header_map = HeaderMap::new();
         for (k, v) in headers {
             let name = HeaderName::from_bytes(k.as_bytes());
@@ -376,13 +392,13 @@ impl AlibabaCloud {
         let response = self
             .inner
             .http
-            .post(url.clone())
+            .post(url)
             .headers(header_map)
             .body(body)
             .timeout(config.timeout)
             .send()
             .await
-            .map_err(|e| transport_error(call.action, &e))?;
+            .map_err(|e| transport_error(call.action, e))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -395,11 +411,21 @@ impl AlibabaCloud {
             .get("x-acs-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let response_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| transport_error(call.action, &e))?;
-        verdict(call.product, call.action, status, &bytes).map_err(|mut error| {
+            .map_err(|e| transport_error(call.action, e))?;
+        let body = Body {
+            http_status: status,
+            content_type: response_type.as_deref(),
+            bytes: &bytes,
+        };
+        verdict(call.product, call.action, &body).map_err(|mut error| {
             error.retry_after = retry_after;
             if error.request_id.is_none() {
                 error.request_id = header_request_id;
@@ -443,13 +469,16 @@ fn may_retry(kind: ErrorKind, idempotency: Idempotency, not_sent: bool) -> bool 
 }
 
 /// A failure without a response: retryable; "not sent" only when the connection never opened.
-fn transport_error(action: &'static str, e: &reqwest::Error) -> AttemptError {
+/// The URL (whose query string carries the parameters, secrets included) is left out.
+fn transport_error(action: &'static str, e: reqwest::Error) -> AttemptError {
+    let not_sent = e.is_connect();
+    let e = e.without_url();
     let mut message = if e.is_timeout() {
         "request timed out".to_owned()
     } else {
         "request failed".to_owned()
     };
-    let mut source: Option<&dyn std::error::Error> = Some(e);
+    let mut source: Option<&dyn std::error::Error> = Some(&e);
     while let Some(s) = source {
         message.push_str(": ");
         message.push_str(&s.to_string());
@@ -457,7 +486,7 @@ fn transport_error(action: &'static str, e: &reqwest::Error) -> AttemptError {
     }
     AttemptError {
         error: CloudError::local(action, ErrorKind::Retryable, message),
-        not_sent: e.is_connect(),
+        not_sent,
     }
 }
 

@@ -3,7 +3,7 @@
 /// Parameters whose values are secret: never logged, scrubbed from error messages.
 const SECRET_PARAMS: &[&str] = &["SourceEndpointPassword", "OIDCToken"];
 
-/// Ordered RPC parameters (`key=value` pairs sent in the form body).
+/// Ordered RPC parameters (`key=value` pairs; where each travels is decided by `shape`).
 #[derive(Clone, Default)]
 pub(crate) struct Params(Vec<(&'static str, String)>);
 
