@@ -516,7 +516,7 @@ async fn restart_after_create_does_not_duplicate() {
     let w = World::start("bp-crash", Setup::default()).await;
     let mut first = w.operator("bp-crash-1", Some("kill-after-create-backup-plan"));
     create(&w, "survivor", spec()).await;
-    wait_killed_by_failpoint(&mut first).await;
+    first.wait_killed_by_failpoint().await;
     let obj: BackupPlan = w.get("survivor").await;
     assert!(
         obj.status
@@ -535,19 +535,12 @@ async fn restart_after_create_does_not_duplicate() {
     assert_eq!(plans[0].status, "running");
 }
 
-/// Waits until the failpoint has SIGKILLed the operator.
-async fn wait_killed_by_failpoint(operator: &mut common::Operator) {
-    use std::os::unix::process::ExitStatusExt;
-    let exit = operator.wait_exit(Duration::from_secs(90)).await;
-    assert_eq!(exit.signal(), Some(9), "killed by SIGKILL: {exit:?}");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn deletion_after_a_lost_create_answer_releases_the_plan_created() {
     let w = World::start("bp-crash-delete", Setup::default()).await;
     let mut first = w.operator("bp-crash-delete-1", Some("kill-after-create-backup-plan"));
     create(&w, "orphan-candidate", spec()).await;
-    wait_killed_by_failpoint(&mut first).await;
+    first.wait_killed_by_failpoint().await;
     let obj: BackupPlan = w.get("orphan-candidate").await;
     let status = obj.status.clone().unwrap_or_default();
     assert!(

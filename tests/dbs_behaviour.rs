@@ -34,6 +34,18 @@ fn plan_id(obj: &BackupPlan) -> String {
         .expect("status.backupPlanId")
 }
 
+/// Waits until the BackupPlan `name` records the id of the plan it created; returns the id.
+async fn created_plan(w: &World, name: &str) -> String {
+    let obj = w
+        .wait_for(name, "a plan id", |o: &BackupPlan| {
+            o.status
+                .as_ref()
+                .is_some_and(|s| s.backup_plan_id.is_some())
+        })
+        .await;
+    plan_id(&obj)
+}
+
 /// The reason of the object's `Reconciling` condition when it is True.
 fn reconciling_reason(obj: &BackupPlan) -> Option<String> {
     condition(obj, "Reconciling")
@@ -104,11 +116,7 @@ async fn an_operator_restarted_during_the_precheck_does_not_start_the_plan_again
     .await;
     let mut first = w.operator("dbs-precheck-crash-1", Some("kill-after-start-backup-plan"));
     create(&w, "restarted", backup_plan_spec()).await;
-    {
-        use std::os::unix::process::ExitStatusExt;
-        let exit = first.wait_exit(Duration::from_secs(90)).await;
-        assert_eq!(exit.signal(), Some(9), "killed by SIGKILL: {exit:?}");
-    }
+    first.wait_killed_by_failpoint().await;
     let plans = w.plans_at_dbs();
     assert_eq!(plans.len(), 1, "{plans:#?}");
     assert_ne!(plans[0].status, "running", "killed during the precheck");
@@ -130,16 +138,10 @@ async fn a_failed_precheck_stalls_with_the_message_of_dbs() {
     })
     .await;
     create(&w, "unreachable", backup_plan_spec()).await;
-    let created = w
-        .wait_for("unreachable", "a plan id", |o: &BackupPlan| {
-            o.status
-                .as_ref()
-                .is_some_and(|s| s.backup_plan_id.is_some())
-        })
-        .await;
+    let id = created_plan(&w, "unreachable").await;
     w.admin(
         reqwest::Method::PUT,
-        &format!("/plans/{}/precheck", plan_id(&created)),
+        &format!("/plans/{id}/precheck"),
         json!({"fail": "can not connect to source", "status": "init"}),
     )
     .await;
@@ -218,11 +220,7 @@ async fn a_client_token_refused_with_other_parameters_stalls_without_retrying() 
     let w = World::start("dbs-token", Setup::default()).await;
     let mut first = w.operator("dbs-token-1", Some("kill-after-create-backup-plan"));
     create(&w, "changed", backup_plan_spec()).await;
-    {
-        use std::os::unix::process::ExitStatusExt;
-        let exit = first.wait_exit(Duration::from_secs(90)).await;
-        assert_eq!(exit.signal(), Some(9), "killed by SIGKILL: {exit:?}");
-    }
+    first.wait_killed_by_failpoint().await;
     // While no operator runs, a creation field changes: the repeated create carries the same
     // ClientToken with another DatabaseRegion.
     w.patch::<BackupPlan>(
@@ -360,14 +358,7 @@ async fn deleting_a_subscription_plan_never_configured_makes_no_stop_call() {
         ..backup_plan_spec()
     };
     create(&w, "unconfigured", bought).await;
-    let obj = w
-        .wait_for("unconfigured", "a plan id", |o: &BackupPlan| {
-            o.status
-                .as_ref()
-                .is_some_and(|s| s.backup_plan_id.is_some())
-        })
-        .await;
-    let id = plan_id(&obj);
+    let id = created_plan(&w, "unconfigured").await;
     w.delete::<BackupPlan>("unconfigured").await;
     w.wait_gone::<BackupPlan>("unconfigured").await;
     assert!(

@@ -154,6 +154,13 @@ impl Operator {
         .await
     }
 
+    /// Waits until a failpoint has SIGKILLed the process.
+    pub async fn wait_killed_by_failpoint(&mut self) {
+        use std::os::unix::process::ExitStatusExt;
+        let exit = self.wait_exit(Duration::from_secs(90)).await;
+        assert_eq!(exit.signal(), Some(9), "killed by SIGKILL: {exit:?}");
+    }
+
     /// SIGTERM, and wait up to `within` for the exit status.
     pub async fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
         // Our own child, not reaped yet: the pid is still its.
