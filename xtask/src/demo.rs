@@ -549,15 +549,18 @@ fn explain_outcomes(objects: &[ObjectStatus], state: &Value) -> Vec<String> {
         let what = match (policy, pay_type) {
             ("Retain", _) => format!(
                 "deletionPolicy Retain: the operator removed only the Kubernetes object and left \
-                 plan {id} alone, so it is still {status} in the cloud. {pay_type} plans cannot \
-                 be released through the API anyway; this one bills until the subscription \
-                 expires (adopt it again with spec.backupPlanId, or unsubscribe in the console)."
+                 plan {id} alone, so it is still {status} in the cloud, and billed (adopt it \
+                 again with spec.backupPlanId)."
             ),
             (_, "Subscription") => format!(
-                "Subscription plans cannot be released through the API: plan {id} was stopped \
-                 (StopBackupPlan) and is {status}; billing continues until it expires."
+                "Subscription plans cannot be released through the API or unsubscribed: plan \
+                 {id} was stopped (StopBackupPlan) and is {status}; it is billed until its term \
+                 ends."
             ),
-            _ => format!("plan {id} released (ReleaseBackupPlan): now {status} at DBS."),
+            _ => format!(
+                "plan {id} released (ReleaseBackupPlan, irreversible): now {status} at DBS; its \
+                 backups in DBS storage are kept, and billed, until their retention expires them."
+            ),
         };
         lines.push(format!("- BackupPlan {} ({pay_type}): {what}", o.name));
     }
