@@ -8,12 +8,11 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
-use super::decide::{Modification, Step, precheck_poll, remaining};
+use super::decide::{Modification, Step, elapsed, precheck_poll, remaining};
 use super::observe::{Observation, Observed, PlanInventory, describe_one};
 use super::report::{self, AFTER_CHANGE, Outcome, Reason, ceil_second};
 use super::requests;
-use crate::cloud::dbs::ModifyOutcome;
-use crate::cloud::dbs::{PlanStatus, StopMethod};
+use crate::cloud::dbs::{ModifyOutcome, PlanStatus, StopMethod};
 use crate::cloud::{CloudError, DbsApi, ErrorKind, Scope};
 use crate::controller::Error;
 use crate::controller::conditions::Phase;
@@ -133,9 +132,7 @@ fn configure_refused(
     if remaining(created, CONFIGURE_GRACE, now).is_none() {
         return Err(e.into());
     }
-    let since = created.map_or(Duration::ZERO, |t| {
-        Duration::try_from(now.duration_since(t)).unwrap_or_default()
-    });
+    let since = created.map_or(Duration::ZERO, |t| elapsed(t, now));
     tracing::info!(backup_plan_id = %id, error = %e, "ConfigureBackupPlan refused soon after the creation; trying again");
     Ok(Outcome::new(
         report::waiting_to_configure(id, rt.ctx.config.configure_delay),
@@ -159,15 +156,12 @@ async fn start(
     status.precheck_started_at = Some(Time(ceil_second(Timestamp::now())));
     let phase = Phase::reconciling(Reason::Starting, format!("starting plan {id}"));
     report::write(rt, obj, status.clone(), &phase, true).await?;
-    match rt.ctx.dbs.start_backup_plan(scope, id, None).await {
-        Ok(()) => {}
-        Err(e) => {
-            // Only a call that got no answer at all may have started the plan.
-            if e.http_status.is_some() {
-                status.precheck_started_at = None;
-            }
-            return Err(e.into());
+    if let Err(e) = rt.ctx.dbs.start_backup_plan(scope, id, None).await {
+        // Only a call that got no answer at all may have started the plan.
+        if e.http_status.is_some() {
+            status.precheck_started_at = None;
         }
+        return Err(e.into());
     }
     failpoint::kill_if(
         rt.ctx.config.failpoint,

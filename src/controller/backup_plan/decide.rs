@@ -258,7 +258,7 @@ pub fn precheck_poll(since: Duration) -> Duration {
 }
 
 /// Time from `from` to `now`, zero if `from` is later.
-fn elapsed(from: Timestamp, now: Timestamp) -> Duration {
+pub fn elapsed(from: Timestamp, now: Timestamp) -> Duration {
     Duration::try_from(now.duration_since(from)).unwrap_or_default()
 }
 

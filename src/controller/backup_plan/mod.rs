@@ -8,6 +8,11 @@
 //! observations come from the shared `observe::PlanInventory`, filled by one batched listing
 //! per account, region and resync period.
 //!
+//! DBS as it really behaves: StartBackupPlan is sent once per configuration (recorded in the
+//! status before the call) and DBS's asynchronous precheck is then watched, never restarted;
+//! drift is compared by meaning, and a modification DBS does not keep is reported
+//! (`DriftNotConverging`) after three reconciles instead of being sent forever.
+//!
 //! Deletion never hangs: paused objects and `deletionPolicy: Retain` drop the finalizer without
 //! a cloud call; a plan already gone counts as released; when credentials cannot be resolved
 //! (or DBS keeps rejecting the call) for `deletion_timeout` after the deletion was requested,
