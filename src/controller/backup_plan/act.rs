@@ -64,27 +64,26 @@ pub async fn act(
         }
         Step::Start => start(rt, inventory, obj, scope, &id, status).await,
         Step::Prechecking(poll) => {
-            // The next look reads the plan by id, not from a sweep.
-            inventory.mark_changed(&id);
-            Ok(Outcome::new(
-                Phase::reconciling(
-                    Reason::Prechecking,
-                    format!(
-                        "plan {id} started; DBS runs its precheck (status {})",
-                        status.cloud_status.as_deref().unwrap_or("-")
-                    ),
-                ),
-                Action::requeue(poll),
+            let message = format!(
+                "plan {id} started; DBS runs its precheck (status {})",
+                status.cloud_status.as_deref().unwrap_or("-")
+            );
+            Ok(look_again(
+                inventory,
+                &id,
+                Reason::Prechecking,
+                message,
+                poll,
             ))
         }
         Step::WaitForPlan(poll) => {
-            inventory.mark_changed(&id);
-            Ok(Outcome::new(
-                Phase::reconciling(
-                    Reason::WaitingForPlan,
-                    format!("plan {id} was just created; waiting for DBS to list it"),
-                ),
-                Action::requeue(poll),
+            let message = format!("plan {id} was just created; waiting for DBS to list it");
+            Ok(look_again(
+                inventory,
+                &id,
+                Reason::WaitingForPlan,
+                message,
+                poll,
             ))
         }
         Step::Modify(m) => {
@@ -116,6 +115,19 @@ pub async fn act(
             Ok(report::settle(obj, Some(&id), &settled, &ctx.config))
         }
     }
+}
+
+/// Waiting for DBS: `Reconciling` with `reason`, and the plan read again by id (not from a
+/// sweep) after `poll`.
+fn look_again(
+    inventory: &PlanInventory,
+    id: &str,
+    reason: Reason,
+    message: String,
+    poll: Duration,
+) -> Outcome {
+    inventory.mark_changed(id);
+    Outcome::new(Phase::reconciling(reason, message), Action::requeue(poll))
 }
 
 /// A refused ConfigureBackupPlan. DBS accepts the configuration only a few seconds after the
@@ -331,14 +343,12 @@ pub async fn release_adopted(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Resul
         Err(e) if e.kind != ErrorKind::Terminal => Err(e.into()),
         Err(e) => {
             tracing::info!(backup_plan_id = %id, error = %e, "billing of the adopted plan unknown: trying to release it");
-            match dbs.release_backup_plan(scope, id).await {
-                Ok(()) => Ok(Ended::Released(id.to_owned())),
-                Err(e) if is_gone(&e) => Ok(Ended::Released(id.to_owned())),
-                Err(e) if e.kind == ErrorKind::Terminal => {
+            match release(dbs, scope, id).await {
+                Err(Error::Cloud(e)) if e.kind == ErrorKind::Terminal => {
                     tracing::info!(backup_plan_id = %id, error = %e, "release refused (a subscription plan): stopping it instead");
                     stop_subscription(dbs, scope, id).await
                 }
-                Err(e) => Err(e.into()),
+                ended => ended,
             }
         }
     }

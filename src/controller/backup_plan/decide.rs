@@ -193,16 +193,10 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
         Some(Observation::Found(d)) => d,
     };
     match &detail.backup_plan_status {
-        PlanStatus::Wait => {
-            let ready_at = facts.created_at.map(|t| t + facts.configure_delay);
-            match ready_at.map(|t| t.duration_since(now)) {
-                Some(left) if left.is_positive() => {
-                    let left = Duration::try_from(left).unwrap_or(facts.configure_delay);
-                    Step::WaitToConfigure(left.max(Duration::from_millis(100)))
-                }
-                _ => Step::Configure,
-            }
-        }
+        PlanStatus::Wait => match remaining(facts.created_at, facts.configure_delay, now) {
+            Some(left) => Step::WaitToConfigure(left.max(Duration::from_millis(100))),
+            None => Step::Configure,
+        },
         PlanStatus::Locked => Step::Stalled {
             reason: Reason::CloudPlanLocked,
             message: format!("backup plan {id} is locked at DBS (for example an overdue payment)"),

@@ -218,8 +218,7 @@ fn create_conflict(obj: &BackupPlan) -> Option<&str> {
         .conditions
         .iter()
         .find(|c| c.type_ == super::conditions::STALLED)?;
-    let current = status.observed_generation.is_some()
-        && status.observed_generation == obj.metadata.generation
+    let current = stalled.observed_generation.is_some()
         && stalled.observed_generation == obj.metadata.generation;
     (current && stalled.status == "True" && stalled.reason == Reason::CreateConflict.as_str())
         .then_some(stalled.message.as_str())
