@@ -2,27 +2,17 @@
 
 use base64::Engine as _;
 use rand::Rng as _;
-use rand::distr::Alphanumeric;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::state::{State, StsCredential};
-use crate::wire::Params;
+use crate::wire::{Params, random_alphanumeric};
 
 /// Actions implemented for STS.
 pub const ACTIONS: &[&str] = &["AssumeRoleWithOIDC"];
 
 /// Actions that are called without a signature.
 pub const ANONYMOUS: &[&str] = &["AssumeRoleWithOIDC"];
-
-/// Random alphanumeric string.
-fn random(n: usize) -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(n)
-        .map(char::from)
-        .collect()
-}
 
 /// Splits `acs:ram::<uid>:<kind>/<name>` into (uid, name).
 fn parse_arn<'a>(arn: &'a str, kind: &str) -> Option<(&'a str, &'a str)> {
@@ -146,9 +136,9 @@ pub fn assume_role_with_oidc(
         .sts_max_duration_s
         .map_or(duration, |max| duration.min(max));
     let expires_s = now_s + lifetime;
-    let access_key_id = format!("STS.{}", random(24));
-    let secret = random(40);
-    let security_token = format!("CAIS{}", random(120));
+    let access_key_id = format!("STS.{}", random_alphanumeric(24));
+    let secret = random_alphanumeric(40);
+    let security_token = format!("CAIS{}", random_alphanumeric(120));
     state
         .sts_credentials
         .retain(|_, c| c.expires_at_ms + 3_600_000 > now_ms);

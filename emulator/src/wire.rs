@@ -100,6 +100,16 @@ impl Params {
     }
 }
 
+/// `n` random ASCII letters and digits (ids, keys, tokens).
+pub fn random_alphanumeric(n: usize) -> String {
+    use rand::Rng as _;
+    rand::rng()
+        .sample_iter(&rand::distr::Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
+}
+
 /// A fresh request id in Alibaba's upper-case UUID style.
 pub fn request_id() -> String {
     uuid::Uuid::new_v4().to_string().to_uppercase()

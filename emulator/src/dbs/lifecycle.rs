@@ -1,14 +1,13 @@
 //! CreateBackupPlan, ConfigureBackupPlan, Start/Stop/ReleaseBackupPlan.
 
 use rand::Rng as _;
-use rand::distr::Alphanumeric;
 use serde_json::{Map, Value};
 
 use super::params::{self, opt, required};
 use super::{DbsError, DbsResult, id_only, plan_mut, precheck};
 use crate::auth::Principal;
 use crate::state::{ClientTokenUse, Plan, State};
-use crate::wire::{Params, now_ms};
+use crate::wire::{Params, now_ms, random_alphanumeric};
 
 /// The CreateBackupPlan parameters of the SDK model, ClientToken aside: a ClientToken reused
 /// with any of them different is an `IdempotentParameterMismatch`.
@@ -48,12 +47,7 @@ fn token_mismatch() -> DbsError {
 
 /// `dbs` + 10 lower-case alphanumerics.
 fn new_plan_id() -> String {
-    let tail: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(10)
-        .map(|c| char::from(c).to_ascii_lowercase())
-        .collect();
-    format!("dbs{tail}")
+    format!("dbs{}", random_alphanumeric(10).to_ascii_lowercase())
 }
 
 /// A 15-digit order number.

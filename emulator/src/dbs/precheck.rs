@@ -1,11 +1,9 @@
 //! The asynchronous precheck DBS runs after StartBackupPlan, computed from its start time
 //! whenever a plan is read or acted on (no background task).
 
-use rand::Rng as _;
-use rand::distr::Alphanumeric;
-
 use super::DbsError;
 use crate::state::{Plan, Precheck};
+use crate::wire::random_alphanumeric;
 
 /// Advances `plan`'s precheck to `now_ms`: `init` for the first half of the precheck,
 /// `check_pass` for the second (unless a failure is armed), then `running`, or the armed
@@ -50,11 +48,7 @@ pub fn cancel(plan: &mut Plan) {
 
 /// Records a new full backup set of `plan`; returns its id.
 pub fn record_full_backup(plan: &mut Plan) -> String {
-    let id: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(13)
-        .map(|c| char::from(c).to_ascii_lowercase())
-        .collect();
+    let id = random_alphanumeric(13).to_ascii_lowercase();
     plan.full_backup_set_ids.push(id.clone());
     id
 }
