@@ -60,6 +60,14 @@ struct ResourceLabels {
     ready: &'static str,
 }
 
+/// `kind`, `reason`, `outcome` labels of a deletion that did not release its cloud resource.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeletionLabels {
+    kind: &'static str,
+    reason: &'static str,
+    outcome: &'static str,
+}
+
 /// `name` label (the Lease).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LeaseLabels {
@@ -83,6 +91,7 @@ pub struct Metrics {
     api_duration: HistogramFamily<ActionLabels>,
     limiter_wait: HistogramFamily<LimiterLabels>,
     resources: Family<ResourceLabels, Gauge>,
+    deletions: Family<DeletionLabels, Counter>,
     leader: Family<LeaseLabels, Gauge>,
     censuses: Mutex<Vec<(&'static str, Census)>>,
 }
@@ -181,6 +190,14 @@ impl Metrics {
                 "Objects the operator manages, by kind and Ready condition",
                 Family::default(),
             ),
+            deletions: registered(
+                &mut r,
+                "alicloud_db_operator_deletion_problems",
+                "Deletions whose cloud resource was not released: attempts that failed and are \
+                 retried (outcome=blocked), finalizers removed with the resource left in the \
+                 cloud (outcome=abandoned, given_up), by kind and reason",
+                Family::default(),
+            ),
             leader: registered(
                 &mut r,
                 "leader_election_master_status",
@@ -243,6 +260,23 @@ impl Metrics {
         census: impl Fn() -> (usize, usize) + Send + Sync + 'static,
     ) {
         lock(&self.censuses).push((kind, Box::new(census)));
+    }
+
+    /// Counts a deletion of a `kind` object that did not release its cloud resource:
+    /// `outcome` is `blocked` (failed, retried), `abandoned` (by the user) or `given_up`.
+    pub fn deletion_problem(
+        &self,
+        kind: &'static str,
+        reason: &'static str,
+        outcome: &'static str,
+    ) {
+        self.deletions
+            .get_or_create(&DeletionLabels {
+                kind,
+                reason,
+                outcome,
+            })
+            .inc();
     }
 
     /// Sets `leader_election_master_status{name}`.

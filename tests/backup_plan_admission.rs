@@ -184,11 +184,11 @@ async fn immutable_fields_cannot_change_on_update() {
         ),
         (
             json!({"spec": {"backupPlanId": "dbsother1234"}}),
-            "backupPlanId is set when the object is created",
+            "backupPlanId cannot be changed or removed once set",
         ),
         (
             json!({"spec": {"backupPlanId": null}}),
-            "backupPlanId is set when the object is created",
+            "backupPlanId cannot be changed or removed once set",
         ),
         (
             json!({"spec": {"databaseType": "MariaDB"}}),
@@ -250,13 +250,18 @@ async fn immutable_fields_cannot_change_on_update() {
     .await
     .expect("schedule, name, retention, source and backup object changes are accepted");
 
-    // An object created without backupPlanId cannot adopt a plan later: the plan it created
-    // would be orphaned.
+    // An object created without backupPlanId may name a plan later while it has none (the
+    // repair after a lost status), but not once it has a plan of its own: that plan would be
+    // orphaned.
     let created: DynamicObject =
         serde_json::from_value(with("created", json!({}))).expect("a DynamicObject");
     api.create(&PostParams::default(), &created)
         .await
         .expect("a valid plan is accepted");
+    let status = json!({"status": {"backupPlanId": "dbsmine12345"}});
+    api.patch_status("created", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status written");
     match api
         .patch(
             "created",
@@ -266,9 +271,29 @@ async fn immutable_fields_cannot_change_on_update() {
         .await
     {
         Err(kube::Error::Api(e))
-            if e.code == 422
-                && e.message
-                    .contains("backupPlanId is set when the object is created") => {}
-        other => panic!("adding backupPlanId after creation: expected a 422, got {other:?}"),
+            if e.code == 422 && e.message.contains("orphan the plan this object created") => {}
+        other => panic!(
+            "adding another backupPlanId to an object with a plan: expected a 422, got {other:?}"
+        ),
     }
+    api.patch(
+        "created",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"backupPlanId": "dbsmine12345"}})),
+    )
+    .await
+    .expect("naming the plan the object already has is accepted");
+
+    let fresh: DynamicObject =
+        serde_json::from_value(with("fresh", json!({}))).expect("a DynamicObject");
+    api.create(&PostParams::default(), &fresh)
+        .await
+        .expect("a valid plan is accepted");
+    api.patch(
+        "fresh",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"backupPlanId": "dbsother1234"}})),
+    )
+    .await
+    .expect("an object with no plan yet may name one");
 }

@@ -138,6 +138,14 @@ pub fn classify(code: Option<&str>, http_status: Option<u16>) -> ErrorKind {
 }
 
 impl CloudError {
+    /// Whether the service answered that it did not carry the call out: any answer but a
+    /// server error (5xx) or a timeout (408), which may come after the work was done. A call
+    /// that got no answer at all may have been carried out too.
+    pub fn is_rejection(&self) -> bool {
+        self.http_status
+            .is_some_and(|status| status < 500 && status != 408)
+    }
+
     /// An error from a response (or its absence), classified by [`classify`].
     pub fn from_response(
         action: &'static str,

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
@@ -145,16 +144,6 @@ pub fn delay(failures: u32, schedule: Schedule, kind: FailureKind, jitter: f64) 
         .max(kind.retry_after.unwrap_or_default())
 }
 
-/// Whether a deletion that keeps failing for a reason only the user can fix has waited long
-/// enough to give up: `timeout` after the deletion was requested (never without a deletion
-/// time, never while the clock is behind it).
-pub fn deletion_timed_out(requested: Option<Timestamp>, now: Timestamp, timeout: Duration) -> bool {
-    let Some(requested) = requested else {
-        return false;
-    };
-    Duration::try_from(now.duration_since(requested)).is_ok_and(|waited| waited >= timeout)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,27 +246,5 @@ mod tests {
         assert_eq!(b.holding(&a), None, "due");
         b.reset(&a);
         assert_eq!(b.failures(&a), 0);
-    }
-
-    #[test]
-    fn deletions_time_out_after_the_deletion_timeout() {
-        let at = |s: i64| Timestamp::from_second(s).expect("valid");
-        let timeout = Duration::from_secs(600);
-        let cases = [
-            ("just requested", Some(at(1_000)), at(1_000), false),
-            ("one second short", Some(at(1_000)), at(1_599), false),
-            ("timeout reached", Some(at(1_000)), at(1_600), true),
-            ("long past", Some(at(1_000)), at(9_000), true),
-            (
-                "clock behind the deletion time",
-                Some(at(1_000)),
-                at(900),
-                false,
-            ),
-            ("no deletion time: keep trying", None, at(9_000), false),
-        ];
-        for (name, requested, now, want) in cases {
-            assert_eq!(deletion_timed_out(requested, now, timeout), want, "{name}");
-        }
     }
 }

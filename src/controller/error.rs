@@ -62,6 +62,16 @@ impl Error {
         }
     }
 
+    /// Whether the credentials cannot be used: their Secret is missing or incomplete, or the
+    /// cloud rejects the key.
+    pub fn credentials_unusable(&self) -> bool {
+        match self {
+            Self::Secret(_) => true,
+            Self::Cloud(e) => e.kind == crate::cloud::ErrorKind::InvalidCredentials,
+            _ => false,
+        }
+    }
+
     /// Whether only a change of the spec (or of a referenced Secret) can fix this.
     pub fn is_stalled(&self) -> bool {
         match self {

@@ -6,9 +6,17 @@
 //!    has not caught up (`StatusWriter::freshest`);
 //! 2. an object still waiting out the backoff of its last failure is requeued for the rest of
 //!    the wait, unless its spec changed or its deletion was requested (`Backoff::holding`);
-//! 3. kube's finalizer helper adds [`FINALIZER`] before anything else, then hands the object
-//!    to the kind's [`Reconciler::apply`] or, once it is being deleted, [`Reconciler::cleanup`];
-//! 4. success clears the backoff; a failure goes to the error policy, which logs it once and
+//! 3. a paused object being deleted waits (`Stalled`/`Paused`, no cloud call) until the user
+//!    removes the pause or abandons the resource;
+//! 4. kube's finalizer helper adds [`FINALIZER`] before anything else, then:
+//!    - a live object: paused → `Paused`, no cloud call; another object manages its cloud
+//!      resource → `Stalled`/`AlreadyManaged`, no cloud call (see [`super::claims`]); else the
+//!      kind's [`Reconciler::apply`];
+//!    - an object being deleted: `db.alicloud.dev/abandon: "true"` → the finalizer goes, nothing
+//!      is released; another object manages the resource → the finalizer goes, nothing is
+//!      released; else the kind's [`Reconciler::cleanup`], whose failures go through
+//!      [`Runtime::deletion_failed`] (see [`super::deletion`] for when a finalizer may go);
+//! 5. success clears the backoff; a failure goes to the error policy, which logs it once and
 //!    requeues after the object's next backoff delay.
 //!
 //! A kind's `apply` reads as observe → decide → act → report in its own module.
@@ -19,19 +27,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
-use super::backoff::{Backoff, FailureKind, deletion_timed_out};
-use super::conditions::{Phase, is_ready, is_transition, reasons};
+use super::backoff::{Backoff, FailureKind};
+use super::claims::{self, Claim, ClaimOf};
+use super::conditions::{Phase, READY, conditions_for, is_ready, is_transition, reasons};
+use super::deletion::CredentialsClock;
 use super::events::Events;
 use super::status::{Managed, StatusWriter};
 use super::{Context, Error, FINALIZER, WatchSync};
+use crate::crd::{ABANDON_ANNOTATION, PAUSED_ANNOTATION, is_abandoned, is_paused};
 
 /// What a kind plugs into the runtime.
 #[async_trait]
@@ -53,18 +64,34 @@ pub trait Reconciler: Send + Sync + 'static {
         obj: &Self::Object,
         rt: &Runtime<Self::Object>,
     ) -> Result<Action, Error>;
+
+    /// The cloud resource the object claims, once it names or holds one (see
+    /// [`super::claims`]).
+    fn claim(obj: &Self::Object) -> Option<Claim>;
+
+    /// The object's cloud resource in words, for messages: `backup plan dbs123`.
+    fn resource(obj: &Self::Object) -> String;
 }
 
 reasons! {
     /// Reasons the runtime reports for every kind.
     pub enum RuntimeReason {
-        /// A deletion gave up; the cloud resource may remain.
+        /// Credentials stayed unusable for `--deletion-timeout`: the finalizer was removed and
+        /// the cloud resource may remain.
         CloudResourceMayRemain,
+        /// A deletion failed for a reason only the user can fix; it is retried.
+        DeletionBlocked,
+        /// The user abandoned the cloud resource: the finalizer was removed without a release.
+        Abandoned,
+        /// Another object manages the same cloud resource.
+        AlreadyManaged,
+        /// Paused by annotation: no cloud call is made.
+        Paused,
     }
 }
 
 /// What every reconcile of one kind shares, besides the kind's own state.
-pub struct Runtime<K> {
+pub struct Runtime<K: Managed> {
     /// The operator's context.
     pub ctx: Arc<Context>,
     /// Event publisher.
@@ -72,16 +99,50 @@ pub struct Runtime<K> {
     /// Status writer (read-your-writes).
     pub status: StatusWriter<K>,
     backoff: Backoff,
+    /// The controller's cache of every object of the kind.
+    store: Store<K>,
+    claim_of: ClaimOf<K>,
+    credentials_failures: CredentialsClock,
 }
 
 impl<K: Managed> Runtime<K> {
-    fn new(ctx: Arc<Context>) -> Self {
+    fn new(ctx: Arc<Context>, store: Store<K>, claim_of: ClaimOf<K>) -> Self {
         Self {
             events: Events::new(&ctx),
             status: StatusWriter::new(ctx.client.clone()),
             backoff: Backoff::new(&ctx.config),
+            store,
+            claim_of,
+            credentials_failures: CredentialsClock::default(),
             ctx,
         }
+    }
+
+    /// The object other than `obj` that manages the cloud resource `claim` names, if one does
+    /// (`obj` claiming it as `claim`): for a kind that is about to take a resource over.
+    pub fn manager_of(&self, obj: &K, claim: Claim) -> Option<Arc<K>> {
+        claims::manager_among(obj, claim, &self.store.state(), self.claim_of)
+    }
+
+    /// The object other than `obj` that manages the cloud resource `obj` claims, if one does.
+    pub fn managed_by_other(&self, obj: &K) -> Option<Arc<K>> {
+        claims::managed_by_other(obj, &self.store.state(), self.claim_of)
+    }
+
+    /// Writes `phase` as the object's conditions for `generation`, keeping the rest of the
+    /// status; with `announce`, one Event when the Ready condition changes.
+    pub async fn write_phase(
+        &self,
+        obj: &K,
+        phase: &Phase,
+        generation: Option<i64>,
+        announce: bool,
+    ) -> Result<(), Error> {
+        let previous = obj.status().cloned().unwrap_or_default();
+        let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_default();
+        let conditions = conditions_for(phase, generation, K::conditions(&previous), now);
+        let next = K::with_conditions(&previous, conditions, generation);
+        self.write_status(obj, &next, phase, announce).await
     }
 
     /// Writes `next` as the status of `obj` when it is worth a write, and with `announce`
@@ -106,33 +167,128 @@ impl<K: Managed> Runtime<K> {
     }
 
     /// How a failed deletion goes on, for every kind (the caller has reported the failure in
-    /// the status): transient failures are retried with backoff for as long as they last;
-    /// failures only the user can fix (credentials, a rejected call) are retried until
-    /// `deletion_timeout` has passed since the deletion was requested, then the finalizer goes
-    /// with a Warning Event `CloudResourceMayRemain` naming `resource`, so that a namespace
-    /// deleted together with its credentials Secret never hangs.
+    /// the status), per [`super::deletion`]: credentials unusable through `deletion_timeout` of
+    /// this process's attempts → the finalizer goes with a Warning Event
+    /// `CloudResourceMayRemain` naming `resource`; any other failure only the user can fix →
+    /// retried with capped backoff, with a Warning Event `DeletionBlocked`, an `error` log line
+    /// and a metric; transient failures → retried.
     pub async fn deletion_failed(
         &self,
         obj: &K,
         error: Error,
         resource: &str,
     ) -> Result<Action, Error> {
-        let requested = obj.meta().deletion_timestamp.as_ref().map(|t| t.0);
+        let uid = obj.uid().unwrap_or_default();
+        let (namespace, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
         let timeout = self.ctx.config.deletion_timeout;
-        if !error.is_stalled() || !deletion_timed_out(requested, Timestamp::now(), timeout) {
-            return Err(error);
+        if error.credentials_unusable() {
+            let failing = self
+                .credentials_failures
+                .failing_for(&uid, timeout.saturating_mul(2));
+            if failing >= timeout {
+                let note = format!(
+                    "gave up releasing {resource}: credentials stayed unusable for {failing:?} of \
+                     attempts ({}); the finalizer was removed and {resource} may remain: release \
+                     it in the Alibaba Cloud console",
+                    error.user_message()
+                );
+                tracing::error!(kind = K::KIND, %namespace, %name, %resource, %note, "abandoning the release");
+                self.ctx
+                    .metrics
+                    .deletion_problem(K::KIND, error.reason(), "given_up");
+                let reason = RuntimeReason::CloudResourceMayRemain.as_str();
+                self.events
+                    .publish(obj, EventType::Warning, reason, &note)
+                    .await;
+                self.credentials_failures.reset(&uid);
+                return Ok(Action::await_change());
+            }
+        } else {
+            self.credentials_failures.reset(&uid);
         }
-        let note = format!(
-            "gave up releasing {resource} after {timeout:?}: {}; the finalizer was removed and \
-             {resource} may remain: release it in the Alibaba Cloud console",
-            error.user_message()
-        );
-        tracing::warn!(%note, "abandoning the release");
-        let reason = RuntimeReason::CloudResourceMayRemain.as_str();
-        self.events
-            .publish(obj, EventType::Warning, reason, &note)
-            .await;
+        if error.is_stalled() {
+            let note = format!(
+                "releasing {resource} failed: {}; retrying. To leave {resource} in the cloud and \
+                 let the object go, set the annotation {ABANDON_ANNOTATION}: \"true\"",
+                error.user_message()
+            );
+            tracing::error!(kind = K::KIND, %namespace, %name, %resource, reason = error.reason(),
+                error = %error.user_message(), "deletion blocked: the cloud resource was not released");
+            self.ctx
+                .metrics
+                .deletion_problem(K::KIND, error.reason(), "blocked");
+            let reason = RuntimeReason::DeletionBlocked.as_str();
+            self.events
+                .publish(obj, EventType::Warning, reason, &note)
+                .await;
+        }
+        Err(error)
+    }
+
+    /// A live paused object: `Paused`, Ready kept as it was and the conditions kept at the
+    /// generation last acted upon (a spec change made while paused is not claimed as observed).
+    async fn paused(&self, obj: &K) -> Result<Action, Error> {
+        let conditions = obj.status().map(K::conditions).unwrap_or_default();
+        let ready = conditions.iter().find(|c| c.type_ == READY);
+        let message =
+            format!("paused by annotation {PAUSED_ANNOTATION}: \"true\"; no cloud calls are made");
+        let phase = if ready.is_some_and(|c| c.status == "True") {
+            Phase::ready(RuntimeReason::Paused, message)
+        } else {
+            Phase::reconciling(RuntimeReason::Paused, message)
+        };
+        let generation = ready.map_or(obj.meta().generation, |c| c.observed_generation);
+        self.write_phase(obj, &phase, generation, true).await?;
         Ok(Action::await_change())
+    }
+
+    /// A paused object being deleted: the deletion waits, with no cloud call.
+    async fn deletion_paused(&self, obj: &K, resource: &str) -> Result<Action, Error> {
+        let phase = Phase::stalled(
+            RuntimeReason::Paused,
+            format!(
+                "deletion waits: paused by annotation {PAUSED_ANNOTATION}: \"true\", so no cloud \
+                 call is made. Remove the annotation to release {resource}, or set \
+                 {ABANDON_ANNOTATION}: \"true\" to let the object go and leave {resource} in the cloud"
+            ),
+        );
+        self.write_phase(obj, &phase, obj.meta().generation, true)
+            .await?;
+        Ok(Action::await_change())
+    }
+
+    /// A live object whose cloud resource `manager` manages: `Stalled`, no cloud call.
+    async fn already_managed(&self, obj: &K, manager: &K, resource: &str) -> Result<Action, Error> {
+        let phase = Phase::stalled(
+            RuntimeReason::AlreadyManaged,
+            format!(
+                "{resource} is managed by {} {}/{}; this object makes no change to it and \
+                 deleting it releases nothing",
+                K::KIND,
+                manager.namespace().unwrap_or_default(),
+                manager.name_any()
+            ),
+        );
+        self.write_phase(obj, &phase, obj.meta().generation, true)
+            .await?;
+        Ok(Action::requeue(self.ctx.config.resync_period))
+    }
+
+    /// Deletion without a release: the user abandoned the resource, or another object manages
+    /// it. Recorded in an Event, a log line and a metric; the finalizer goes.
+    async fn let_go(&self, obj: &K, reason: RuntimeReason, note: &str) -> Action {
+        tracing::info!(kind = K::KIND, namespace = ?obj.namespace(), name = %obj.name_any(),
+            reason = reason.as_str(), %note, "finalizer removed without a release");
+        let type_ = if reason == RuntimeReason::Abandoned {
+            self.ctx
+                .metrics
+                .deletion_problem(K::KIND, reason.as_str(), "abandoned");
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        self.events.publish(obj, type_, reason.as_str(), note).await;
+        Action::await_change()
     }
 }
 
@@ -158,7 +314,7 @@ pub async fn run<R: Reconciler>(
     observe_cache(&ctx, R::CONTROLLER, controller.store());
     let shared = Arc::new(Shared {
         reconciler,
-        rt: Runtime::new(ctx.clone()),
+        rt: Runtime::new(ctx.clone(), controller.store(), R::claim),
     });
     watches(controller)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
@@ -202,14 +358,49 @@ async fn reconcile<R: Reconciler>(
     if let Some(wait) = rt.backoff.holding(&*obj) {
         return Ok(Action::requeue(wait));
     }
+    let meta = obj.meta();
+    let ours = meta.finalizers.iter().flatten().any(|f| f == FINALIZER);
+    if meta.deletion_timestamp.is_some() && ours && is_paused(meta) && !is_abandoned(meta) {
+        return rt
+            .deletion_paused(&obj, &R::resource(&obj))
+            .instrument(span)
+            .await;
+    }
     let api = rt.ctx.api::<R::Object>(&namespace);
     let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
         match event {
-            finalizer::Event::Apply(o) => shared.reconciler.apply(&o, rt).await,
+            finalizer::Event::Apply(o) => {
+                if is_paused(o.meta()) {
+                    return rt.paused(&o).await;
+                }
+                if let Some(manager) = rt.managed_by_other(&o) {
+                    return rt.already_managed(&o, &manager, &R::resource(&o)).await;
+                }
+                shared.reconciler.apply(&o, rt).await
+            }
             finalizer::Event::Cleanup(o) => {
-                let done = shared.reconciler.cleanup(&o, rt).await;
+                let resource = R::resource(&o);
+                let done = if is_abandoned(o.meta()) {
+                    let note = format!(
+                        "{ABANDON_ANNOTATION}: \"true\": the finalizer was removed without \
+                         releasing {resource}, which stays in the cloud (and is billed) until \
+                         released in the Alibaba Cloud console"
+                    );
+                    Ok(rt.let_go(&o, RuntimeReason::Abandoned, &note).await)
+                } else if let Some(manager) = rt.managed_by_other(&o) {
+                    let note = format!(
+                        "{resource} is managed by {} {}/{}: not released",
+                        R::Object::KIND,
+                        manager.namespace().unwrap_or_default(),
+                        manager.name_any()
+                    );
+                    Ok(rt.let_go(&o, RuntimeReason::AlreadyManaged, &note).await)
+                } else {
+                    shared.reconciler.cleanup(&o, rt).await
+                };
                 if done.is_ok() {
                     rt.status.forget(&o);
+                    rt.credentials_failures.reset(&o.uid().unwrap_or_default());
                 }
                 done
             }

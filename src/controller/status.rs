@@ -54,6 +54,13 @@ pub trait Managed:
     /// The conditions of a status.
     fn conditions(status: &Self::Status) -> &[Condition];
 
+    /// `status` with `conditions` and `observedGeneration` set to `generation`.
+    fn with_conditions(
+        status: &Self::Status,
+        conditions: Vec<Condition>,
+        generation: Option<i64>,
+    ) -> Self::Status;
+
     /// Whether `next` is worth a write over `previous` (by default: whenever it differs).
     fn worth_writing(previous: &Self::Status, next: &Self::Status, phase: &Phase) -> bool {
         let _ = phase;

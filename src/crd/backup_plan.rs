@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{CredentialsRef, DeletionPolicy, SecretKeyRef};
 
+/// Annotation recording the plan this object created (or found at DBS under its own name):
+/// written right after the create is known to have succeeded, before anything else, so the id
+/// survives what loses the status (a Velero restore, `kubectl get -o yaml | kubectl apply` into
+/// another cluster).
+pub const BACKUP_PLAN_ID_ANNOTATION: &str = "db.alicloud.dev/backup-plan-id";
+
 /// Desired state of a DBS backup plan.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -22,7 +28,8 @@ use super::common::{CredentialsRef, DeletionPolicy, SecretKeyRef};
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Plan ID","type":"string","jsonPath":".status.backupPlanId"}"#,
     printcolumn = r#"{"name":"Cloud Status","type":"string","priority":1,"jsonPath":".status.cloudStatus"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("!has(self.spec.backupPlanId) || (has(oldSelf.spec.backupPlanId) && oldSelf.spec.backupPlanId == self.spec.backupPlanId) || !has(oldSelf.status) || !has(oldSelf.status.backupPlanId) || oldSelf.status.backupPlanId == self.spec.backupPlanId").message("spec.backupPlanId can be added only to an object that has no plan yet (status.backupPlanId empty), or naming the plan it already has: adding another id would orphan the plan this object created")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.payType != 'Subscription' || (has(self.period) && has(self.usedTime))").message("payType Subscription requires period and usedTime"))]
@@ -32,7 +39,7 @@ use super::common::{CredentialsRef, DeletionPolicy, SecretKeyRef};
 #[x_kube(validation = Rule::new("!(self.databaseType in ['PostgreSQL', 'MongoDB']) || has(self.source.databaseName)").message("source.databaseName is required for PostgreSQL and MongoDB"))]
 #[x_kube(validation = Rule::new("has(self.source.userName) || self.databaseType == 'Redis' || (self.databaseType == 'MSSQL' && self.source.instanceType == 'Agent')").message("source.userName and source.passwordSecretRef are required, except for Redis and for SQL Server through a backup gateway (Agent)"))]
 #[x_kube(validation = Rule::new("!has(self.backupLogIntervalSeconds) || self.backupMethod == 'physical'").message("backupLogIntervalSeconds applies only to backupMethod physical"))]
-#[x_kube(validation = Rule::new("has(self.backupPlanId) == has(oldSelf.backupPlanId) && (!has(self.backupPlanId) || self.backupPlanId == oldSelf.backupPlanId)").message("backupPlanId is set when the object is created and cannot be added, changed or removed later (adding it would orphan the plan this object created)"))]
+#[x_kube(validation = Rule::new("!has(oldSelf.backupPlanId) || (has(self.backupPlanId) && self.backupPlanId == oldSelf.backupPlanId)").message("backupPlanId cannot be changed or removed once set"))]
 #[x_kube(validation = Rule::new("self.payType == oldSelf.payType").message("payType is immutable"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.schedule) || has(self.schedule)").message("schedule cannot be removed once set: DBS has no call that turns a scheduled plan back to manual"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.backupObjects) || has(self.backupObjects)").message("backupObjects cannot be removed once set: DBS has no call that turns a plan back to backing up every database"))]
@@ -118,8 +125,9 @@ pub struct BackupPlanSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<CredentialsRef>,
 
-    /// Adopt this existing plan (e.g. `dbs1hvb0wwweusfa`) instead of creating one. Only at
-    /// creation; immutable.
+    /// Adopt this existing plan (e.g. `dbs1hvb0wwweusfa`) instead of creating one. Can be set
+    /// at creation, or later while the object has no plan yet (`status.backupPlanId` empty);
+    /// cannot be changed or removed once set.
     #[schemars(regex(pattern = r"^dbs[a-z0-9]{4,30}$"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_plan_id: Option<String>,

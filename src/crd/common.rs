@@ -8,10 +8,28 @@ pub const PAUSED_ANNOTATION: &str = "db.alicloud.dev/paused";
 
 /// Whether an object's `db.alicloud.dev/paused` annotation is `"true"`.
 pub fn is_paused(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+    annotation(meta, PAUSED_ANNOTATION) == Some("true")
+}
+
+/// Annotation that, set to `"true"` on an object being deleted, removes its finalizer without
+/// releasing its cloud resource: the way to finish a deletion by hand (a plan whose release DBS
+/// keeps refusing, a paused object, credentials that are gone for good).
+pub const ABANDON_ANNOTATION: &str = "db.alicloud.dev/abandon";
+
+/// Whether an object's `db.alicloud.dev/abandon` annotation is `"true"`.
+pub fn is_abandoned(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+    annotation(meta, ABANDON_ANNOTATION) == Some("true")
+}
+
+/// The value of annotation `key`, if the object has it.
+pub fn annotation<'a>(
+    meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    key: &str,
+) -> Option<&'a str> {
     meta.annotations
         .as_ref()
-        .and_then(|a| a.get(PAUSED_ANNOTATION))
-        .is_some_and(|v| v == "true")
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
 }
 
 /// What happens to the cloud resource when the Kubernetes object is deleted.

@@ -8,17 +8,20 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
-use super::decide::{Modification, Step, elapsed, precheck_poll, remaining};
+use super::decide::{self, Modification, Step, elapsed, precheck_poll, remaining};
 use super::observe::{Observation, Observed, PlanInventory, describe_one};
 use super::report::{self, AFTER_CHANGE, Outcome, Reason, ceil_second};
 use super::requests;
-use crate::cloud::dbs::{ModifyOutcome, PlanStatus, StopMethod};
+use crate::cloud::dbs::{
+    BackupPlanDetail, DescribeBackupPlanList, ModifyOutcome, PlanStatus, StopMethod,
+};
 use crate::cloud::{CloudError, DbsApi, ErrorKind, Scope};
 use crate::controller::Error;
+use crate::controller::claims::Claim;
 use crate::controller::conditions::Phase;
 use crate::controller::failpoint::{self, Failpoint};
-use crate::controller::runtime::Runtime;
-use crate::crd::{BackupPlan, BackupPlanSpec, BackupPlanStatus};
+use crate::controller::runtime::{Runtime, RuntimeReason};
+use crate::crd::{BACKUP_PLAN_ID_ANNOTATION, BackupPlan, BackupPlanSpec, BackupPlanStatus};
 
 /// Alibaba's answer to a ClientToken reused with different parameters.
 const IDEMPOTENT_PARAMETER_MISMATCH: &str = "IdempotentParameterMismatch";
@@ -43,7 +46,7 @@ pub async fn act(
     let id = status.backup_plan_id.clone().unwrap_or_default();
     let password_version = || observed.password_version().map(str::to_owned);
     match step {
-        Step::Create => create(rt, inventory, obj, scope, status).await,
+        Step::Create => create(rt, inventory, obj, plan_name, scope, status).await,
         Step::Configure => {
             let req = requests::configure_request(spec, &id, plan_name, observed.password());
             if let Err(e) = ctx.dbs.configure_backup_plan(scope, &req).await {
@@ -112,7 +115,7 @@ pub async fn act(
             if settled == Step::Ready {
                 status.precheck_started_at = None;
             }
-            Ok(report::settle(obj, Some(&id), &settled, &ctx.config))
+            Ok(report::settle(Some(&id), &settled, &ctx.config))
         }
     }
 }
@@ -190,15 +193,21 @@ async fn start(
     ))
 }
 
-/// CreateBackupPlan with the object's ClientToken; the id goes to the status at once.
+/// CreateBackupPlan with the object's ClientToken, unless DBS already holds this object's plan
+/// under its plan name (a status lost to a restore or a copy into another cluster): that plan is
+/// taken over instead. The id goes to the annotation, then the status, at once.
 async fn create(
     rt: &Runtime<BackupPlan>,
     inventory: &PlanInventory,
     obj: &BackupPlan,
+    plan_name: &str,
     scope: &Scope,
     status: &mut BackupPlanStatus,
 ) -> Result<Outcome, Error> {
     let ctx = &rt.ctx;
+    if let Some(outcome) = take_over_by_name(rt, inventory, obj, plan_name, scope, status).await? {
+        return Ok(outcome);
+    }
     let token = requests::client_token(obj.uid().as_deref().unwrap_or_default());
     if status.client_token.as_deref() != Some(token.as_str()) {
         // Persisted before acting: whatever happens to the answer, deletion can find the plan.
@@ -211,7 +220,7 @@ async fn create(
         Ok(created) => created,
         Err(e) if e.has_code(IDEMPOTENT_PARAMETER_MISMATCH) => {
             // Repeating the call cannot succeed, and a create with a new token could buy a
-            // second plan: only the user can sort this out.
+            // second plan: only the user can sort this out. The token stays: a plan may exist.
             let message = format!(
                 "CreateBackupPlan was refused ({}): ClientToken {token} was sent before with \
                  other parameters, so the spec changed after a create whose answer was lost, and \
@@ -224,23 +233,120 @@ async fn create(
                 Action::await_change(),
             ));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            if e.is_rejection() {
+                // DBS answered no: nothing was created, and deletion has nothing to look for.
+                status.client_token = None;
+            }
+            return Err(e.into());
+        }
     };
-    failpoint::kill_if(
-        ctx.config.failpoint,
-        Failpoint::KillAfterCreateBackupPlan,
-        &created.backup_plan_id,
-    );
-    inventory.mark_changed(&created.backup_plan_id);
-    status.backup_plan_id = Some(created.backup_plan_id.clone());
+    let id = created.backup_plan_id.clone();
+    status.backup_plan_id = Some(id.clone());
     status.order_id = created.order_id;
     status.created_at = Some(Time(ceil_second(Timestamp::now())));
     status.cloud_status = Some(PlanStatus::Wait.to_string());
+    failpoint::kill_if(
+        ctx.config.failpoint,
+        Failpoint::KillAfterCreateBackupPlan,
+        &id,
+    );
+    inventory.mark_changed(&id);
+    // Before anything else: should this write fail, the status (written with the failure)
+    // still holds the id, and a repeated create with the same token answers with the same plan.
+    record_plan_id(rt, obj, &id).await?;
     // One extra second covers the rounding of `createdAt` up to a whole second.
     Ok(Outcome::new(
-        report::waiting_to_configure(&created.backup_plan_id, ctx.config.configure_delay),
+        report::waiting_to_configure(&id, ctx.config.configure_delay),
         Action::requeue(ctx.config.configure_delay + Duration::from_secs(1)),
     ))
+}
+
+/// Before a create: this object's plan as DBS lists it under the object's plan name, taken over
+/// (recorded in the annotation and the status) when exactly one plan of that name backs up the
+/// spec's source and no other object manages it. `None` when there is none: create.
+async fn take_over_by_name(
+    rt: &Runtime<BackupPlan>,
+    inventory: &PlanInventory,
+    obj: &BackupPlan,
+    plan_name: &str,
+    scope: &Scope,
+    status: &mut BackupPlanStatus,
+) -> Result<Option<Outcome>, Error> {
+    let listed = find_by_name(&*rt.ctx.dbs, scope, plan_name).await?;
+    let plan = match decide::own_plan(&obj.spec, plan_name, &listed) {
+        Ok(None) => return Ok(None),
+        Ok(Some(plan)) => plan,
+        Err(stall) => return Ok(Some(report::settle(None, &stall, &rt.ctx.config))),
+    };
+    let id = &plan.backup_plan_id;
+    let claim = Claim {
+        key: id.clone(),
+        created: true,
+    };
+    if let Some(manager) = rt.manager_of(obj, claim) {
+        let message = format!(
+            "DBS plan {id} named {plan_name:?} is managed by BackupPlan {}/{}; no plan is created \
+             or taken over. Set spec.planName to give this object a plan of its own",
+            manager.namespace().unwrap_or_default(),
+            manager.name_any()
+        );
+        return Ok(Some(Outcome::new(
+            Phase::stalled(RuntimeReason::AlreadyManaged, message),
+            Action::requeue(rt.ctx.config.resync_period),
+        )));
+    }
+    tracing::info!(backup_plan_id = %id, plan_name, "found this object's plan at DBS by its name; taking it over");
+    status.backup_plan_id = Some(id.clone());
+    status.cloud_status = Some(plan.backup_plan_status.to_string());
+    inventory.mark_changed(id);
+    record_plan_id(rt, obj, id).await?;
+    Ok(Some(Outcome::new(
+        Phase::reconciling(
+            Reason::FoundByName,
+            format!(
+                "plan {id} named {plan_name:?} was found at DBS and taken over instead of \
+                 creating a second plan"
+            ),
+        ),
+        Action::requeue(AFTER_CHANGE),
+    )))
+}
+
+/// The plans DBS lists under `plan_name` in the scope's region (at most one page of 100: more
+/// plans of one name is an ambiguity reported as such anyway).
+async fn find_by_name(
+    dbs: &dyn DbsApi,
+    scope: &Scope,
+    plan_name: &str,
+) -> Result<Vec<BackupPlanDetail>, Error> {
+    let req = DescribeBackupPlanList {
+        backup_plan_name: Some(plan_name.to_owned()),
+        page_num: 0,
+        page_size: 100,
+        ..Default::default()
+    };
+    Ok(dbs.describe_backup_plan_list(scope, &req).await?.items)
+}
+
+/// Records `id` as this object's plan in the annotation [`BACKUP_PLAN_ID_ANNOTATION`] (a JSON
+/// merge patch of the metadata, which leaves every other annotation alone).
+pub async fn record_plan_id(
+    rt: &Runtime<BackupPlan>,
+    obj: &BackupPlan,
+    id: &str,
+) -> Result<(), Error> {
+    let api = rt
+        .ctx
+        .api::<BackupPlan>(&obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {"annotations": {BACKUP_PLAN_ID_ANNOTATION: id}}});
+    let params = kube::api::PatchParams {
+        field_manager: Some(crate::controller::FIELD_MANAGER.to_owned()),
+        ..Default::default()
+    };
+    api.patch_metadata(&obj.name_any(), &params, &kube::api::Patch::Merge(&patch))
+        .await?;
+    Ok(())
 }
 
 /// Performs one Modify* call; returns what changed, for the status message, and what DBS said.
@@ -354,18 +460,22 @@ pub async fn release_adopted(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Resul
     }
 }
 
-/// No id was recorded but a CreateBackupPlan was sent with `token`: the repeated create answers
-/// with the plan the lost answer named (or, if the first call never arrived, a new one), which is
-/// released at once.
-pub async fn recover_then_release(
+/// No id was recorded but a CreateBackupPlan was sent with `token` and its answer was lost: the
+/// plan is looked for by the object's plan name (never created again) and released, or stopped
+/// when it is a subscription. `None` when DBS lists no plan of that name.
+pub async fn find_then_release(
     dbs: &dyn DbsApi,
     scope: &Scope,
     spec: &BackupPlanSpec,
+    plan_name: &str,
     token: &str,
-) -> Result<Ended, Error> {
-    let created = dbs
-        .create_backup_plan(scope, &requests::create_request(spec, token))
-        .await?;
-    tracing::info!(backup_plan_id = %created.backup_plan_id, "recovered the plan of a lost CreateBackupPlan answer");
-    release(dbs, scope, &created.backup_plan_id).await
+) -> Result<Option<Ended>, Error> {
+    let listed = find_by_name(dbs, scope, plan_name).await?;
+    let Ok(Some(plan)) = decide::own_plan(spec, plan_name, &listed) else {
+        return Ok(None);
+    };
+    tracing::info!(backup_plan_id = %plan.backup_plan_id, client_token = token, "found the plan of a lost CreateBackupPlan answer by its name");
+    release_adopted(dbs, scope, &plan.backup_plan_id)
+        .await
+        .map(Some)
 }

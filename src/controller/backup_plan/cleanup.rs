@@ -1,20 +1,20 @@
-//! Cleanup: what deletion does with the plan, per [`decide::cleanup`]. It never hangs: see the
-//! module documentation of the controller.
+//! Cleanup: what deletion does with the plan, per [`decide::cleanup`]. It never creates a plan;
+//! when its finalizer may go without a release is the runtime's rule (`controller::deletion`).
 
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::act::{self, Ended};
-use super::backup_plan_id;
 use super::decide::{self, Cleanup};
 use super::observe::PlanInventory;
 use super::report::{self, Reason};
+use super::{backup_plan_id, requests};
 use crate::cloud::Scope;
 use crate::controller::Error;
 use crate::controller::conditions::Phase;
 use crate::controller::runtime::Runtime;
-use crate::crd::{BackupPlan, is_paused};
+use crate::crd::BackupPlan;
 
 /// Deletion: release, stop or keep the plan.
 pub async fn cleanup(
@@ -25,12 +25,7 @@ pub async fn cleanup(
     let id = backup_plan_id(obj);
     let token = obj.status.as_ref().and_then(|s| s.client_token.clone());
     let dbs = &*rt.ctx.dbs;
-    let (target, ended) = match decide::cleanup(
-        &obj.spec,
-        is_paused(&obj.metadata),
-        id.as_deref(),
-        token.as_deref(),
-    ) {
+    let (target, ended) = match decide::cleanup(&obj.spec, id.as_deref(), token.as_deref()) {
         Cleanup::Forget {
             warning,
             reason,
@@ -48,8 +43,9 @@ pub async fn cleanup(
         }
         Cleanup::Release(id) => {
             let ended = match scope(rt, obj).await {
-                // An adopted plan is billed as it was bought, whatever the spec says.
-                Ok(s) if obj.spec.backup_plan_id.is_some() => {
+                // A plan this object did not create (adopted, or found by name after its status
+                // was lost) is billed as it was bought, whatever the spec says.
+                Ok(s) if obj.status.as_ref().is_none_or(|s| s.created_at.is_none()) => {
                     act::release_adopted(dbs, &s, &id).await
                 }
                 Ok(s) => act::release(dbs, &s, &id).await,
@@ -64,12 +60,38 @@ pub async fn cleanup(
             };
             (id, ended)
         }
-        Cleanup::RecoverThenRelease(token) => {
-            let ended = match scope(rt, obj).await {
-                Ok(s) => act::recover_then_release(dbs, &s, &obj.spec, &token).await,
+        Cleanup::FindThenRelease(token) => {
+            let plan_name = requests::plan_name(
+                &obj.spec,
+                &obj.namespace().unwrap_or_default(),
+                &obj.name_any(),
+            );
+            let found = match scope(rt, obj).await {
+                Ok(s) => act::find_then_release(dbs, &s, &obj.spec, &plan_name, &token).await,
                 Err(e) => Err(e),
             };
-            (token, ended)
+            let ended = match found {
+                Ok(Some(ended)) => Ok(ended),
+                Ok(None) => {
+                    let message = format!(
+                        "CreateBackupPlan was sent with ClientToken {token} but its answer was \
+                         lost, and DBS lists no plan named {plan_name:?}; a plan DBS created but \
+                         that was never configured has no name yet and may remain: check the DBS \
+                         console for a plan in status wait"
+                    );
+                    rt.events
+                        .publish(
+                            obj,
+                            EventType::Warning,
+                            Reason::PlanMayRemain.as_str(),
+                            &message,
+                        )
+                        .await;
+                    return Ok(Action::await_change());
+                }
+                Err(e) => Err(e),
+            };
+            (format!("the plan of ClientToken {token}"), ended)
         }
     };
     match ended {

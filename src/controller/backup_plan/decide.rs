@@ -15,7 +15,7 @@ use super::requests::{client_token, configure_request, create_request, source_en
 use crate::cloud::dbs::{
     BackupPlanDetail, ModifyBackupStrategy, ModifyStorageStrategy, PlanStatus,
 };
-use crate::crd::{BackupPlanSpec, DeletionPolicy, PayType};
+use crate::crd::{BACKUP_PLAN_ID_ANNOTATION, BackupPlanSpec, DeletionPolicy, PayType};
 
 /// Longest plan name DBS accepts.
 const MAX_PLAN_NAME: usize = 64;
@@ -39,10 +39,12 @@ pub struct Facts<'a> {
     pub spec: &'a BackupPlanSpec,
     /// Plan name to use at DBS (see [`plan_name`]).
     pub plan_name: &'a str,
-    /// Whether the object carries `db.alicloud.dev/paused: "true"`.
-    pub paused: bool,
-    /// The plan this object owns: `spec.backupPlanId` or `status.backupPlanId`.
+    /// The plan this object owns: `spec.backupPlanId`, else the annotation
+    /// `db.alicloud.dev/backup-plan-id`, else `status.backupPlanId`.
     pub backup_plan_id: Option<&'a str>,
+    /// The plan the annotation `db.alicloud.dev/backup-plan-id` records (created or found by
+    /// name by this object).
+    pub recorded_plan_id: Option<&'a str>,
     /// When CreateBackupPlan returned (rounded up to the second), from the status.
     pub created_at: Option<Timestamp>,
     /// The plan as last observed, if it has been observed in this reconcile.
@@ -72,8 +74,6 @@ pub enum Step {
         /// What the user should know and do.
         message: String,
     },
-    /// Paused by annotation; no cloud call.
-    Paused,
     /// No plan yet: CreateBackupPlan.
     Create,
     /// A plan id is known but the plan has not been observed in this reconcile.
@@ -135,9 +135,9 @@ pub enum Cleanup {
     Release(String),
     /// `StopBackupPlan` ALL: a Subscription plan cannot be released.
     StopSubscription(String),
-    /// No id was recorded but a CreateBackupPlan was sent: repeat it with the same ClientToken
-    /// (DBS answers with the plan it created before), then release that plan.
-    RecoverThenRelease(String),
+    /// No id was recorded but a CreateBackupPlan was sent with this ClientToken and its answer
+    /// was lost: find the plan by the object's plan name and release it (never a create).
+    FindThenRelease(String),
 }
 
 /// Checks the schema cannot make; a message for the user on failure.
@@ -164,8 +164,18 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
             message,
         };
     }
-    if facts.paused {
-        return Step::Paused;
+    if let (Some(wanted), Some(recorded)) = (&facts.spec.backup_plan_id, facts.recorded_plan_id)
+        && wanted != recorded
+    {
+        return Step::Stalled {
+            reason: Reason::BackupPlanIdConflict,
+            message: format!(
+                "spec.backupPlanId names plan {wanted}, but this object created (or found by its \
+                 name) plan {recorded}, recorded in the annotation {BACKUP_PLAN_ID_ANNOTATION}; \
+                 remove spec.backupPlanId, or the annotation if plan {recorded} is not this \
+                 object's"
+            ),
+        };
     }
     let Some(id) = facts.backup_plan_id else {
         return match facts.create_conflict {
@@ -498,58 +508,89 @@ pub fn difference(facts: &Facts<'_>, m: &Modification) -> (String, String) {
 }
 
 /// What deletion does, before any credentials are resolved. `client_token` is the status'
-/// ClientToken, present once a CreateBackupPlan has been sent.
+/// ClientToken, present while a CreateBackupPlan was sent and no answer recorded. A paused or
+/// abandoned object never gets here (the runtime handles both).
 pub fn cleanup(
     spec: &BackupPlanSpec,
-    paused: bool,
     backup_plan_id: Option<&str>,
     client_token: Option<&str>,
 ) -> Cleanup {
-    let Some(id) = backup_plan_id else {
-        return match client_token {
-            None => Cleanup::Forget {
-                warning: false,
-                reason: Reason::NothingToRelease,
-                message: "no backup plan was created for this object; nothing to release".into(),
-            },
-            // Repeating the create of a Subscription plan would buy one: never do that.
-            Some(token) if paused || spec.pay_type == PayType::Subscription => Cleanup::Forget {
-                warning: true,
-                reason: Reason::PlanMayRemain,
-                message: format!(
-                    "CreateBackupPlan was sent with ClientToken {token} but its answer was never \
-                     recorded; a plan may remain at DBS: check the DBS console"
-                ),
-            },
-            Some(_) if spec.deletion_policy == DeletionPolicy::Retain => Cleanup::Forget {
-                warning: false,
-                reason: Reason::PlanRetained,
-                message: "deletionPolicy Retain: any plan created for this object is left at DBS"
-                    .into(),
-            },
-            Some(token) => Cleanup::RecoverThenRelease(token.to_owned()),
-        };
-    };
-    if paused {
-        return Cleanup::Forget {
-            warning: true,
-            reason: Reason::DeletedWhilePaused,
-            message: format!(
-                "object is paused: finalizer removed without cloud calls; backup plan {id} remains at DBS"
-            ),
-        };
-    }
     if spec.deletion_policy == DeletionPolicy::Retain {
+        let plan = backup_plan_id.map_or_else(
+            || "any plan created for this object".to_owned(),
+            |id| format!("backup plan {id}"),
+        );
         return Cleanup::Forget {
             warning: false,
             reason: Reason::PlanRetained,
-            message: format!("deletionPolicy Retain: backup plan {id} is left at DBS"),
+            message: format!("deletionPolicy Retain: {plan} is left at DBS"),
         };
     }
-    match spec.pay_type {
-        PayType::PayAsYouGo => Cleanup::Release(id.to_owned()),
-        PayType::Subscription => Cleanup::StopSubscription(id.to_owned()),
+    match (backup_plan_id, client_token) {
+        (Some(id), _) => match spec.pay_type {
+            PayType::PayAsYouGo => Cleanup::Release(id.to_owned()),
+            PayType::Subscription => Cleanup::StopSubscription(id.to_owned()),
+        },
+        (None, Some(token)) => Cleanup::FindThenRelease(token.to_owned()),
+        (None, None) => Cleanup::Forget {
+            warning: false,
+            reason: Reason::NothingToRelease,
+            message: "no backup plan was created for this object; nothing to release".into(),
+        },
     }
+}
+
+/// Which of the plans DBS lists under the object's plan name is this object's, before a
+/// create: `Ok(None)` when none carries the name, the one plan when it matches the spec's engine
+/// and source, else the stall that explains why it cannot be taken over. Found plans are
+/// compared by meaning, like drift.
+pub fn own_plan<'d>(
+    spec: &BackupPlanSpec,
+    plan_name: &str,
+    listed: &'d [BackupPlanDetail],
+) -> Result<Option<&'d BackupPlanDetail>, Step> {
+    let named: Vec<&BackupPlanDetail> = listed
+        .iter()
+        .filter(|d| d.backup_plan_name == plan_name && d.backup_plan_status != PlanStatus::Released)
+        .collect();
+    let plan = match named.as_slice() {
+        [] => return Ok(None),
+        [plan] => *plan,
+        several => {
+            let ids: Vec<&str> = several.iter().map(|d| d.backup_plan_id.as_str()).collect();
+            return Err(Step::Stalled {
+                reason: Reason::AmbiguousPlanName,
+                message: format!(
+                    "DBS holds {} plans named {plan_name:?} ({}); none is created or taken over. \
+                     Set spec.backupPlanId to the one this object should manage",
+                    ids.len(),
+                    ids.join(", ")
+                ),
+            });
+        }
+    };
+    let engine_differs = !plan.database_type.is_empty()
+        && !plan
+            .database_type
+            .eq_ignore_ascii_case(spec.database_type.as_api_str());
+    if engine_differs || source_drift(spec, plan).endpoint {
+        return Err(Step::Stalled {
+            reason: Reason::PlanNameTaken,
+            message: format!(
+                "DBS plan {} is named {plan_name:?} but backs up another source ({} {}); it is not \
+                 taken over and no plan is created. Set spec.planName to another name, or \
+                 spec.backupPlanId: {} to manage that plan",
+                plan.backup_plan_id,
+                plan.database_type,
+                plan.source_endpoint_instance_id
+                    .as_deref()
+                    .or(plan.source_endpoint_ip_port.as_deref())
+                    .unwrap_or("-"),
+                plan.backup_plan_id
+            ),
+        });
+    }
+    Ok(Some(plan))
 }
 
 #[cfg(test)]

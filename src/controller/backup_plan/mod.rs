@@ -13,10 +13,14 @@
 //! drift is compared by meaning, and a modification DBS does not keep is reported
 //! (`DriftNotConverging`) after three reconciles instead of being sent forever.
 //!
-//! Deletion never hangs: paused objects and `deletionPolicy: Retain` drop the finalizer without
-//! a cloud call; a plan already gone counts as released; when credentials cannot be resolved
-//! (or DBS keeps rejecting the call) for `deletion_timeout` after the deletion was requested,
-//! the finalizer is removed anyway with a Warning Event `CloudResourceMayRemain`.
+//! Never two plans for one object: the id of a created plan goes to the annotation
+//! `db.alicloud.dev/backup-plan-id` before anything else (restores and copies keep annotations,
+//! not status), and before any CreateBackupPlan the object's plan is looked for by its plan
+//! name and taken over when DBS has it. One plan, one object: a plan another object manages is
+//! left alone (`AlreadyManaged`, see the runtime).
+//!
+//! Deletion releases (or stops, or keeps) the plan; it never creates one. When the finalizer
+//! may go without a release is the runtime's rule (`controller::deletion`).
 
 mod act;
 mod cleanup;
@@ -40,9 +44,10 @@ use kube::runtime::watcher;
 use self::decide::{Facts, Step};
 use self::observe::PlanInventory;
 use self::report::{Outcome, Reason};
+use super::claims::Claim;
 use super::runtime::{self, Reconciler, Runtime};
 use super::{Context, Error};
-use crate::crd::{BackupPlan, BackupPlanStatus, is_paused};
+use crate::crd::{BACKUP_PLAN_ID_ANNOTATION, BackupPlan, BackupPlanStatus, annotation};
 use crate::sync::lock;
 
 /// Runs the BackupPlan controller until the process receives SIGTERM or SIGINT (in-flight
@@ -133,6 +138,21 @@ impl Reconciler for BackupPlans {
         self.drift.forget(&obj.uid().unwrap_or_default());
         cleanup::cleanup(rt, &self.inventory, obj).await
     }
+
+    /// The plan the object names or holds; created by it unless named by `spec.backupPlanId`.
+    fn claim(obj: &BackupPlan) -> Option<Claim> {
+        Some(Claim {
+            key: backup_plan_id(obj)?,
+            created: obj.spec.backup_plan_id.is_none(),
+        })
+    }
+
+    fn resource(obj: &BackupPlan) -> String {
+        backup_plan_id(obj).map_or_else(
+            || "the backup plan of this object".to_owned(),
+            |id| format!("backup plan {id}"),
+        )
+    }
 }
 
 impl BackupPlans {
@@ -153,8 +173,8 @@ impl BackupPlans {
         let mut facts = Facts {
             spec: &obj.spec,
             plan_name: &plan_name,
-            paused: is_paused(&obj.metadata),
             backup_plan_id: id.as_deref(),
+            recorded_plan_id: annotation(&obj.metadata, BACKUP_PLAN_ID_ANNOTATION),
             created_at: status.created_at.as_ref().map(|t| t.0),
             observed: None,
             applied_password_version: status.source_password_version.as_deref(),
@@ -164,10 +184,17 @@ impl BackupPlans {
             precheck_started_at: status.precheck_started_at.as_ref().map(|t| t.0),
             create_conflict: create_conflict(obj),
         };
-        // What needs no cloud call comes first: a bad spec or a pause makes none.
+        // What needs no cloud call comes first: a bad spec makes none.
         let step = decide::decide(&facts, Timestamp::now());
-        if matches!(step, Step::Stalled { .. } | Step::Paused) {
-            return Ok(report::settle(obj, id.as_deref(), &step, config));
+        if matches!(step, Step::Stalled { .. }) {
+            return Ok(report::settle(id.as_deref(), &step, config));
+        }
+        if obj.spec.backup_plan_id.is_none()
+            && let Some(id) = &status.backup_plan_id
+            && facts.recorded_plan_id.is_none()
+        {
+            // An object from before the annotation existed: record its plan where it lasts.
+            act::record_plan_id(rt, obj, id).await?;
         }
         let observed = observe::observe(rt, &self.inventory, obj, id.as_deref()).await?;
         facts.current_password_version = observed.password_version();
@@ -224,11 +251,13 @@ fn create_conflict(obj: &BackupPlan) -> Option<&str> {
         .then_some(stalled.message.as_str())
 }
 
-/// The object's plan id: adopted (`spec.backupPlanId`) or created (`status.backupPlanId`).
+/// The object's plan id: adopted (`spec.backupPlanId`), else created or found by name (the
+/// annotation, then `status.backupPlanId`).
 fn backup_plan_id(obj: &BackupPlan) -> Option<String> {
     obj.spec
         .backup_plan_id
         .clone()
+        .or_else(|| annotation(&obj.metadata, BACKUP_PLAN_ID_ANNOTATION).map(str::to_owned))
         .or_else(|| obj.status.as_ref().and_then(|s| s.backup_plan_id.clone()))
 }
 
@@ -249,8 +278,8 @@ mod tests {
         let facts = Facts {
             spec: &spec,
             plan_name: "ns-bp",
-            paused: false,
             backup_plan_id: Some("dbsabc123"),
+            recorded_plan_id: None,
             created_at: None,
             observed: Some(&observed),
             applied_password_version: None,

@@ -38,8 +38,15 @@ reasons! {
         WaitingForPlan,
         /// A `Modify*` call was accepted.
         Updating,
-        /// Paused by annotation.
-        Paused,
+        /// A plan of this object was found at DBS by its name (its status was lost) and taken
+        /// over instead of creating a second one.
+        FoundByName,
+        /// A plan with this object's name exists at DBS but for another source or engine.
+        PlanNameTaken,
+        /// Several plans with this object's name exist at DBS.
+        AmbiguousPlanName,
+        /// `spec.backupPlanId` names another plan than the one this object created.
+        BackupPlanIdConflict,
         /// The spec asks for something DBS cannot do.
         InvalidSpec,
         /// The plan no longer exists at DBS.
@@ -60,8 +67,6 @@ reasons! {
         PlanMayRemain,
         /// `deletionPolicy: Retain` left the plan at DBS.
         PlanRetained,
-        /// Deleted while paused; the plan remains.
-        DeletedWhilePaused,
         /// The plan was released.
         PlanReleased,
         /// A Subscription plan was stopped; it cannot be released through the API.
@@ -77,6 +82,18 @@ impl Managed for BackupPlan {
         self.status.as_ref()
     }
 
+    fn with_conditions(
+        status: &BackupPlanStatus,
+        conditions: Vec<Condition>,
+        generation: Option<i64>,
+    ) -> BackupPlanStatus {
+        BackupPlanStatus {
+            conditions,
+            observed_generation: generation,
+            ..status.clone()
+        }
+    }
+
     fn conditions(status: &BackupPlanStatus) -> &[Condition] {
         &status.conditions
     }
@@ -89,18 +106,12 @@ pub struct Outcome {
     pub phase: Phase,
     /// When to reconcile again.
     pub action: Action,
-    /// Whether the spec was acted upon (false while paused).
-    acted: bool,
 }
 
 impl Outcome {
-    /// The spec was acted upon and the object is in `phase`.
+    /// The object is in `phase`; look again per `action`.
     pub fn new(phase: Phase, action: Action) -> Self {
-        Self {
-            phase,
-            action,
-            acted: true,
-        }
+        Self { phase, action }
     }
 }
 
@@ -113,14 +124,7 @@ pub async fn report(
 ) -> Result<Action, Error> {
     match outcome {
         Ok(o) => {
-            // Paused: nothing of the spec was acted upon, so the conditions keep the generation
-            // last acted upon (a spec change made while paused is not claimed as observed).
-            let generation = if o.acted {
-                obj.metadata.generation
-            } else {
-                obj.status.as_ref().and_then(|s| s.observed_generation)
-            };
-            write_for(rt, obj, status, &o.phase, generation, true).await?;
+            write(rt, obj, status, &o.phase, true).await?;
             Ok(o.action)
         }
         Err(e) => {
@@ -137,19 +141,8 @@ pub async fn report(
 pub async fn write(
     rt: &Runtime<BackupPlan>,
     obj: &BackupPlan,
-    status: BackupPlanStatus,
-    phase: &Phase,
-    announce: bool,
-) -> Result<(), Error> {
-    write_for(rt, obj, status, phase, obj.metadata.generation, announce).await
-}
-
-async fn write_for(
-    rt: &Runtime<BackupPlan>,
-    obj: &BackupPlan,
     mut status: BackupPlanStatus,
     phase: &Phase,
-    generation: Option<i64>,
     announce: bool,
 ) -> Result<(), Error> {
     let previous = obj
@@ -157,6 +150,7 @@ async fn write_for(
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
+    let generation = obj.metadata.generation;
     status.conditions =
         conditions::conditions_for(phase, generation, previous, whole_second(Timestamp::now()));
     status.observed_generation = generation;
@@ -164,26 +158,16 @@ async fn write_for(
 }
 
 /// The outcome of a step that makes no cloud call.
-pub fn settle(
-    obj: &BackupPlan,
-    id: Option<&str>,
-    step: &Step,
-    config: &ControllerConfig,
-) -> Outcome {
+pub fn settle(id: Option<&str>, step: &Step, config: &ControllerConfig) -> Outcome {
     let id = id.unwrap_or("-");
     match step {
         Step::Stalled { reason, message } => {
             let action = match reason {
-                Reason::InvalidSpec => Action::await_change(),
+                Reason::InvalidSpec | Reason::BackupPlanIdConflict => Action::await_change(),
                 _ => Action::requeue(config.resync_period),
             };
             Outcome::new(Phase::stalled(*reason, message.clone()), action)
         }
-        Step::Paused => Outcome {
-            phase: paused_phase(obj),
-            action: Action::await_change(),
-            acted: false,
-        },
         Step::WaitToConfigure(left) => Outcome::new(
             waiting_to_configure(id, config.configure_delay),
             Action::requeue(*left),
@@ -214,20 +198,6 @@ pub fn waiting_to_configure(id: &str, configure_delay: Duration) -> Phase {
             "plan {id} created; DBS accepts its configuration {configure_delay:?} after creation"
         ),
     )
-}
-
-/// Paused keeps Ready as it was, with reason `Paused`.
-fn paused_phase(obj: &BackupPlan) -> Phase {
-    let was_ready = obj
-        .status
-        .as_ref()
-        .is_some_and(|s| conditions::is_ready(&s.conditions));
-    let message = "paused by annotation db.alicloud.dev/paused; no cloud calls are made";
-    if was_ready {
-        Phase::ready(Reason::Paused, message)
-    } else {
-        Phase::reconciling(Reason::Paused, message)
-    }
 }
 
 /// Records in the status what an observation of plan `id` found.

@@ -12,7 +12,7 @@ use super::requests;
 use crate::controller::Error;
 use crate::controller::conditions::Phase;
 use crate::controller::runtime::Runtime;
-use crate::crd::{RdsConnection, is_paused};
+use crate::crd::RdsConnection;
 
 /// Releases the endpoint of an object being deleted; `Ok` lets the finalizer go.
 pub async fn cleanup(rt: &Runtime<RdsConnection>, obj: &RdsConnection) -> Result<Action, Error> {
@@ -21,16 +21,7 @@ pub async fn cleanup(rt: &Runtime<RdsConnection>, obj: &RdsConnection) -> Result
         .status
         .as_ref()
         .and_then(|s| s.connection_string.as_deref());
-    match decide::cleanup(spec, managed, is_paused(&obj.metadata)) {
-        Cleanup::Forget {
-            reason: reason @ Reason::Paused,
-            message,
-        } => {
-            rt.events
-                .publish(obj, EventType::Warning, reason.as_str(), &message)
-                .await;
-            return Ok(Action::await_change());
-        }
+    match decide::cleanup(spec, managed) {
         Cleanup::Forget { reason, message } => {
             rt.events
                 .publish(obj, EventType::Normal, reason.as_str(), &message)

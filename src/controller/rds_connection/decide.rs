@@ -258,19 +258,10 @@ pub fn after_duplicate(
     }
 }
 
-/// What to do for an object being deleted, before any cloud call.
-pub fn cleanup(spec: &RdsConnectionSpec, managed: Option<&str>, paused: bool) -> Cleanup {
+/// What to do for an object being deleted, before any cloud call. A paused or abandoned
+/// object never gets here (the runtime handles both).
+pub fn cleanup(spec: &RdsConnectionSpec, managed: Option<&str>) -> Cleanup {
     let endpoint = managed.unwrap_or("the public endpoint");
-    if paused {
-        return Cleanup::Forget {
-            reason: Reason::Paused,
-            message: format!(
-                "deleted while paused: finalizer removed without calling Alibaba Cloud; {endpoint} \
-                 of instance {} was left in place",
-                spec.db_instance_id
-            ),
-        };
-    }
     if spec.deletion_policy == crate::crd::DeletionPolicy::Retain {
         return Cleanup::Forget {
             reason: Reason::Retained,

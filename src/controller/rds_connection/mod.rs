@@ -37,10 +37,11 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use self::report::{MANAGED_BY_LABEL, Reason, Report};
+use super::claims::Claim;
 use super::conditions::{Phase, State};
 use super::runtime::{self, Reconciler, Runtime};
 use super::{Context, Error};
-use crate::crd::{RdsConnection, is_paused};
+use crate::crd::RdsConnection;
 
 /// Runs the RdsConnection controller until the task is dropped or the process receives a signal.
 pub async fn run(ctx: Arc<Context>) {
@@ -68,14 +69,6 @@ impl Reconciler for RdsConnections {
         obj: &RdsConnection,
         rt: &Runtime<RdsConnection>,
     ) -> Result<Action, Error> {
-        if is_paused(&obj.metadata) {
-            let phase = Phase::stalled(
-                Reason::Paused,
-                "reconciliation paused by annotation db.alicloud.dev/paused=\"true\"; no cloud calls are made",
-            );
-            report::write(rt, obj, &Report::phase(phase)).await?;
-            return Ok(Action::await_change());
-        }
         if let Err(message) = decide::validate(&obj.spec) {
             let phase = Phase::stalled(Reason::InvalidSpec, message);
             report::write(rt, obj, &Report::phase(phase)).await?;
@@ -118,6 +111,27 @@ impl Reconciler for RdsConnections {
         rt: &Runtime<RdsConnection>,
     ) -> Result<Action, Error> {
         cleanup::cleanup(rt, obj).await
+    }
+
+    /// The instance whose public endpoint the object manages; created by it once its status
+    /// records an endpoint.
+    fn claim(obj: &RdsConnection) -> Option<Claim> {
+        Some(Claim {
+            key: format!("{}/{}", obj.spec.region, obj.spec.db_instance_id),
+            created: obj
+                .status
+                .as_ref()
+                .is_some_and(|s| s.connection_string.is_some()),
+        })
+    }
+
+    fn resource(obj: &RdsConnection) -> String {
+        let endpoint = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.connection_string.clone())
+            .unwrap_or_else(|| "the public endpoint".to_owned());
+        format!("{endpoint} of RDS instance {}", obj.spec.db_instance_id)
     }
 }
 

@@ -32,8 +32,6 @@ reasons! {
         WaitingForInstance,
         /// Looking at the instance again.
         Reconciling,
-        /// Paused by annotation.
-        Paused,
         /// The spec asks for something RDS cannot do.
         InvalidSpec,
         /// The instance does not exist.
@@ -138,6 +136,18 @@ impl Managed for RdsConnection {
 
     fn status(&self) -> Option<&RdsConnectionStatus> {
         self.status.as_ref()
+    }
+
+    fn with_conditions(
+        status: &RdsConnectionStatus,
+        conditions: Vec<Condition>,
+        generation: Option<i64>,
+    ) -> RdsConnectionStatus {
+        RdsConnectionStatus {
+            conditions,
+            observed_generation: generation,
+            ..status.clone()
+        }
     }
 
     fn conditions(status: &RdsConnectionStatus) -> &[Condition] {

@@ -50,8 +50,8 @@ fn facts<'a>(spec: &'a BackupPlanSpec, observed: Option<&'a Observation>) -> Fac
     Facts {
         spec,
         plan_name: "ns-bp",
-        paused: false,
         backup_plan_id: Some("dbsabc123"),
+        recorded_plan_id: None,
         created_at: Some(ts(100)),
         observed,
         applied_password_version: None,
@@ -141,6 +141,10 @@ fn configure_maps_schedule_objects_storage_and_retention() {
 #[test]
 fn decision_table() {
     let s = spec();
+    let adopting = BackupPlanSpec {
+        backup_plan_id: Some("dbsabc123".into()),
+        ..spec()
+    };
     let wait = with_status("wait");
     let init = with_status("init");
     let paused_plan = with_status("pause");
@@ -332,23 +336,30 @@ fn decision_table() {
             },
         ),
         (
-            "paused object makes no call",
+            "spec.backupPlanId naming another plan than the one created stalls",
             Facts {
-                paused: true,
-                ..facts(&s, None)
+                recorded_plan_id: Some("dbsother1"),
+                ..facts(&adopting, None)
             },
             ts(0),
-            |x| *x == Step::Paused,
+            |x| {
+                matches!(
+                    x,
+                    Step::Stalled {
+                        reason: Reason::BackupPlanIdConflict,
+                        ..
+                    }
+                )
+            },
         ),
         (
-            "paused object without plan makes no call",
+            "spec.backupPlanId naming the plan created is no conflict",
             Facts {
-                paused: true,
-                backup_plan_id: None,
-                ..facts(&s, None)
+                recorded_plan_id: Some("dbsabc123"),
+                ..facts(&adopting, None)
             },
             ts(0),
-            |x| *x == Step::Paused,
+            |x| *x == Step::Observe,
         ),
     ];
     for (name, f, now, check) in cases {
@@ -432,19 +443,11 @@ fn source_endpoint_change_always_sends_backup_objects() {
 fn cleanup_table() {
     let mut s = spec();
     assert_eq!(
-        cleanup(&s, false, Some("dbsabc123"), Some("bp-uid")),
+        cleanup(&s, Some("dbsabc123"), Some("bp-uid")),
         Cleanup::Release("dbsabc123".into())
     );
     assert!(matches!(
-        cleanup(&s, true, Some("dbsabc123"), Some("bp-uid")),
-        Cleanup::Forget {
-            reason: Reason::DeletedWhilePaused,
-            warning: true,
-            ..
-        }
-    ));
-    assert!(matches!(
-        cleanup(&s, false, None, None),
+        cleanup(&s, None, None),
         Cleanup::Forget {
             reason: Reason::NothingToRelease,
             ..
@@ -452,7 +455,7 @@ fn cleanup_table() {
     ));
     s.deletion_policy = DeletionPolicy::Retain;
     assert!(matches!(
-        cleanup(&s, false, Some("dbsabc123"), Some("bp-uid")),
+        cleanup(&s, Some("dbsabc123"), Some("bp-uid")),
         Cleanup::Forget {
             reason: Reason::PlanRetained,
             warning: false,
@@ -462,47 +465,86 @@ fn cleanup_table() {
     s.deletion_policy = DeletionPolicy::Delete;
     s.pay_type = PayType::Subscription;
     assert_eq!(
-        cleanup(&s, false, Some("dbsabc123"), Some("bp-uid")),
+        cleanup(&s, Some("dbsabc123"), Some("bp-uid")),
         Cleanup::StopSubscription("dbsabc123".into())
     );
 }
 
 #[test]
-fn cleanup_recovers_a_plan_whose_create_answer_was_lost() {
+fn deletion_after_a_lost_create_answer_looks_for_the_plan_and_never_creates() {
     let mut s = spec();
     assert_eq!(
-        cleanup(&s, false, None, Some("bp-uid")),
-        Cleanup::RecoverThenRelease("bp-uid".into()),
-        "the same ClientToken finds the plan created before; then it is released"
+        cleanup(&s, None, Some("bp-uid")),
+        Cleanup::FindThenRelease("bp-uid".into()),
+        "the plan is looked for by name, not created again"
     );
-    assert!(matches!(
-        cleanup(&s, true, None, Some("bp-uid")),
-        Cleanup::Forget {
-            reason: Reason::PlanMayRemain,
-            warning: true,
-            ..
-        }
-    ));
+    s.pay_type = PayType::Subscription;
+    assert_eq!(
+        cleanup(&s, None, Some("bp-uid")),
+        Cleanup::FindThenRelease("bp-uid".into()),
+        "a subscription found by name is stopped; nothing is bought"
+    );
     s.deletion_policy = DeletionPolicy::Retain;
     assert!(matches!(
-        cleanup(&s, false, None, Some("bp-uid")),
+        cleanup(&s, None, Some("bp-uid")),
         Cleanup::Forget {
             reason: Reason::PlanRetained,
             ..
         }
     ));
-    s.deletion_policy = DeletionPolicy::Delete;
-    s.pay_type = PayType::Subscription;
-    assert!(
-        matches!(
-            cleanup(&s, false, None, Some("bp-uid")),
-            Cleanup::Forget {
-                reason: Reason::PlanMayRemain,
-                warning: true,
-                ..
-            }
-        ),
-        "never repeat the create of a Subscription plan: it would buy one"
+}
+
+#[test]
+fn only_one_plan_of_the_objects_name_and_source_is_taken_over() {
+    let s = spec();
+    let plan = |id: &str, name: &str, status: &str| BackupPlanDetail {
+        backup_plan_id: id.into(),
+        backup_plan_name: name.into(),
+        backup_plan_status: PlanStatus::parse(status),
+        ..running()
+    };
+    let ids = |r: Result<Option<&BackupPlanDetail>, Step>| match r {
+        Ok(found) => Ok(found.map(|d| d.backup_plan_id.clone())),
+        Err(Step::Stalled { reason, .. }) => Err(reason),
+        Err(other) => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(ids(own_plan(&s, "ns-bp", &[])), Ok(None), "none: create");
+    let mine = plan("dbsmine1", "ns-bp", "running");
+    assert_eq!(
+        ids(own_plan(&s, "ns-bp", std::slice::from_ref(&mine))),
+        Ok(Some("dbsmine1".into()))
+    );
+    let other_name = plan("dbsother", "ns-other", "running");
+    let released = plan("dbsgone1", "ns-bp", "released");
+    assert_eq!(
+        ids(own_plan(&s, "ns-bp", &[other_name, released, mine.clone()])),
+        Ok(Some("dbsmine1".into())),
+        "other names (a fuzzy filter) and released plans do not count"
+    );
+    assert_eq!(
+        ids(own_plan(
+            &s,
+            "ns-bp",
+            &[mine.clone(), plan("dbsmine2", "ns-bp", "pause")]
+        )),
+        Err(Reason::AmbiguousPlanName)
+    );
+    let elsewhere = BackupPlanDetail {
+        source_endpoint_instance_id: Some("rm-elsewhere".into()),
+        ..mine.clone()
+    };
+    assert_eq!(
+        ids(own_plan(&s, "ns-bp", &[elsewhere])),
+        Err(Reason::PlanNameTaken),
+        "the same name for another database is not this object's plan"
+    );
+    let engine = BackupPlanDetail {
+        database_type: "Oracle".into(),
+        ..mine
+    };
+    assert_eq!(
+        ids(own_plan(&s, "ns-bp", &[engine])),
+        Err(Reason::PlanNameTaken)
     );
 }
 
