@@ -199,6 +199,20 @@ impl World {
         world
     }
 
+    /// Stops the in-process controllers, as an operator that is down.
+    pub fn stop_controllers(&mut self) {
+        for task in self.running.drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Starts the controllers of `setup` again (after [`World::stop_controllers`]), with
+    /// fresh in-memory state, as a restarted operator.
+    pub fn restart_controllers(&mut self, setup: &Setup) {
+        self.stop_controllers();
+        self.run_controllers(setup);
+    }
+
     fn run_controllers(&mut self, setup: &Setup) {
         let cloud = AlibabaCloud::new(ClientConfig {
             endpoints: Endpoints::all(self.emulator.url()),
