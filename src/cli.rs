@@ -57,8 +57,9 @@ pub struct RunArgs {
     /// Minimum retry delay after the cloud throttled a call.
     #[arg(long, env = "ALICLOUD_DB_OPERATOR_THROTTLED_DELAY", default_value = "30s", value_parser = parse_duration)]
     pub throttled_delay: Duration,
-    /// How long a deletion may fail for want of usable credentials before the finalizer is
-    /// removed anyway (the cloud resource may then remain).
+    /// How long a deletion may fail for want of usable credentials (counted from the operator's
+    /// first failed attempt) before the finalizer is removed anyway (the cloud resource may then
+    /// remain). Other failures are retried until fixed or abandoned.
     #[arg(long, env = "ALICLOUD_DB_OPERATOR_DELETION_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
     pub deletion_timeout: Duration,
     /// How often to look again while an RDS instance is busy.

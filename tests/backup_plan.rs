@@ -383,7 +383,7 @@ async fn deleting_a_subscription_plan_stops_it_and_warns_billing_continues() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn paused_object_makes_no_cloud_calls_and_deletes_without_them() {
+async fn paused_object_makes_no_cloud_calls_and_its_deletion_waits_for_the_user() {
     let w = start("bp-pause").await;
     create(&w, "sleepy", spec()).await;
     let id = plan_id(&ready(&w, "sleepy").await);
@@ -400,15 +400,21 @@ async fn paused_object_makes_no_cloud_calls_and_deletes_without_them() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(w.call_count(), calls, "no cloud call while paused");
 
-    delete_and_wait(&w, "sleepy").await;
+    // Deleting it makes no call either: the deletion waits, and the user finishes it by hand.
+    w.delete::<BackupPlan>("sleepy").await;
+    w.wait_condition::<BackupPlan>("sleepy", "Stalled", "Paused")
+        .await;
     assert_eq!(
         w.call_count(),
         calls,
         "deleting a paused object makes no cloud call"
     );
+    let abandon = json!({"metadata": {"annotations": {"db.alicloud.dev/abandon": "true"}}});
+    w.patch::<BackupPlan>("sleepy", abandon).await;
+    w.wait_gone::<BackupPlan>("sleepy").await;
+    assert_eq!(w.call_count(), calls, "abandoning makes no cloud call");
     assert_eq!(w.plan_at_dbs(&id).status, "running");
-    w.expect_event("sleepy", "Warning", "DeletedWhilePaused")
-        .await;
+    w.expect_event("sleepy", "Warning", "Abandoned").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -544,13 +544,13 @@ async fn invalid_prefix_and_port_are_rejected_at_admission() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paused_object_makes_no_cloud_calls_and_is_deleted_without_release() {
+async fn paused_object_makes_no_cloud_calls_and_its_deletion_waits_for_the_user() {
     let w = start("rdsconn-paused", &["rm-paused0001"]).await;
     let mut obj = connection("paused", "rm-paused0001", "paused-app", 3306);
     obj.metadata.annotations =
         Some([("db.alicloud.dev/paused".to_owned(), "true".to_owned())].into());
     w.create(&obj).await;
-    w.wait_condition::<RdsConnection>("paused", "Stalled", "Paused")
+    w.wait_condition::<RdsConnection>("paused", "Reconciling", "Paused")
         .await;
     let state = w.snapshot();
     assert_eq!(
@@ -560,16 +560,14 @@ async fn paused_object_makes_no_cloud_calls_and_is_deleted_without_release() {
         state.calls
     );
 
-    delete_and_wait(&w, "paused").await;
-    assert!(
-        w.outcomes("ReleaseInstanceConnection").is_empty(),
-        "no release while paused"
-    );
-    let events = w.wait_events("paused", &[("Warning", "Paused")]).await;
-    assert!(
-        events.contains(&("Warning".into(), "Paused".into())),
-        "the Event says the finalizer went without a cloud call: {events:?}"
-    );
+    w.delete::<RdsConnection>("paused").await;
+    w.wait_condition::<RdsConnection>("paused", "Stalled", "Paused")
+        .await;
+    let abandon = json!({"metadata": {"annotations": {"db.alicloud.dev/abandon": "true"}}});
+    w.patch::<RdsConnection>("paused", abandon).await;
+    w.wait_gone::<RdsConnection>("paused").await;
+    assert_eq!(w.snapshot().calls.len(), 0, "no cloud call, no release");
+    w.expect_event("paused", "Warning", "Abandoned").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,8 +31,9 @@ pub struct ControllerConfig {
     pub instance_poll_interval: Duration,
     /// Delay before retrying after the cloud throttled a call (at least; longer if it said so).
     pub throttled_delay: Duration,
-    /// How long a deletion may keep failing for want of usable credentials (or because the cloud
-    /// rejects the call) before the finalizer is removed anyway, leaving the cloud resource.
+    /// How long a deletion may keep failing for want of usable credentials, counted from this
+    /// process's first failed attempt, before the finalizer is removed anyway, leaving the cloud
+    /// resource (see `controller::deletion`).
     pub deletion_timeout: Duration,
     /// Fault injected for the crash test suite; `None` in production.
     pub failpoint: Option<Failpoint>,
