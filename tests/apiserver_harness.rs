@@ -1,5 +1,6 @@
 //! Proves the test control plane is a real kube-apiserver backed by etcd: objects persist,
-//! watches deliver, the CRD schema is enforced server-side, `/version` answers.
+//! watches deliver, the CRD schema is enforced server-side, `/version` answers; and that
+//! kube-controller-manager runs beside it: a deleted namespace goes away.
 
 use std::time::Duration;
 
@@ -111,6 +112,50 @@ async fn harness_runs_a_real_kube_apiserver() {
             .await
             .expect_err("the server rejects the object");
         assert!(err.contains(expected), "{name}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn harness_runs_kube_controller_manager() {
+    let plane = alicloud_testenv::shared();
+    let pids = plane.pids();
+    assert_eq!(
+        pids.len(),
+        3,
+        "etcd, kube-apiserver, kube-controller-manager"
+    );
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pids[2]))
+        .expect("kube-controller-manager is running");
+    assert!(
+        stat.contains("(kube-controller")
+            && stat.split_whitespace().nth(2).is_some_and(|s| s != "Z"),
+        "{stat}"
+    );
+
+    // Only the namespace controller empties a terminating namespace and removes it.
+    let client = plane.client().await;
+    let ns = plane.create_namespace("harness-kcm").await;
+    let api: Api<BackupPlan> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &plan("nightly"))
+        .await
+        .expect("create BackupPlan");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+    namespaces
+        .delete(&ns, &kube::api::DeleteParams::default())
+        .await
+        .expect("delete the namespace");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while namespaces
+        .get_opt(&ns)
+        .await
+        .expect("read namespace")
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "namespace {ns} still exists 60 s after its deletion"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kubectl from the k8s.io/kubernetes Go module at a pinned release,
-# through the Go module proxy, with the machine's Go toolchain, and stamps the real version.
-# usage: build-kube-apiserver.sh v1.36.3 /abs/out/dir
+# Builds kube-apiserver, kubectl and kube-controller-manager from the k8s.io/kubernetes Go module
+# at a pinned release, through the Go module proxy, with the machine's Go toolchain, and stamps
+# the real version.
+# usage: build-kube-apiserver.sh v1.36.3 /abs/out/dir [binary...]
+#   binary: kube-apiserver, kubectl, kube-controller-manager (default: all three); only the
+#   named ones are built, so a cache missing one binary does not rebuild the others.
 set -euo pipefail
 KVER=${1:?kubernetes version, e.g. v1.36.3}
 OUT=${2:?output dir}
+shift 2
+BINS=("$@")
+if [ ${#BINS[@]} -eq 0 ]; then BINS=(kube-apiserver kubectl kube-controller-manager); fi
+for b in "${BINS[@]}"; do
+  case "$b" in
+    kube-apiserver|kubectl|kube-controller-manager) ;;
+    *) echo "error: unknown binary $b (kube-apiserver, kubectl, kube-controller-manager)" >&2; exit 2 ;;
+  esac
+done
 REST=${KVER#v1.}           # 36.3
 STAGING="v0.${REST}"       # staging modules are tagged v0.X.Y for Kubernetes v1.X.Y
 MINOR=${REST%%.*}
@@ -25,7 +37,9 @@ for m in $(awk '$2=="v0.0.0" && $1 ~ /^k8s\.io\// {print $1}' "$K8S_GOMOD"); do
 done
 GD=$(awk '$1=="godebug" {print $2}' "$K8S_GOMOD")
 if [ -n "$GD" ]; then go mod edit -godebug="$GD"; fi
-go get "k8s.io/kubernetes/cmd/kube-apiserver@${KVER}" "k8s.io/kubernetes/cmd/kubectl@${KVER}"
+PKGS=()
+for b in "${BINS[@]}"; do PKGS+=("k8s.io/kubernetes/cmd/${b}@${KVER}"); done
+go get "${PKGS[@]}"
 
 NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LDF="-s -w"
@@ -33,8 +47,14 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   LDF+=" -X $p.gitVersion=${KVER} -X $p.gitMajor=1 -X $p.gitMinor=${MINOR}"
   LDF+=" -X $p.gitTreeState=clean -X $p.buildDate=${NOW}"
 done
-go build -trimpath -ldflags "$LDF" -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-go build -trimpath -ldflags "$LDF" -o "$OUT/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl
-mv "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
-mv "$OUT/kubectl.tmp" "$OUT/kubectl"
-"$OUT/kube-apiserver" --version
+for b in "${BINS[@]}"; do
+  go build -trimpath -ldflags "$LDF" -o "$OUT/${b}.tmp" "k8s.io/kubernetes/cmd/${b}"
+done
+for b in "${BINS[@]}"; do
+  mv "$OUT/${b}.tmp" "$OUT/${b}"
+done
+for b in "${BINS[@]}"; do
+  case "$b" in
+    kube-apiserver|kube-controller-manager) "$OUT/$b" --version ;;
+  esac
+done

@@ -1,5 +1,7 @@
 //! A real control plane for tests and tools: etcd and kube-apiserver on loopback, TLS with an
-//! admin client certificate, a kubeconfig, and this project's CRDs installed and discoverable.
+//! admin client certificate, a kubeconfig, this project's CRDs installed and discoverable, and
+//! kube-controller-manager running the namespace and garbage-collector controllers (so deleting
+//! a namespace empties and removes it, and ownerReferences are honoured).
 //!
 //! Integration tests call [`shared`] (one control plane per test binary, torn down when the
 //! binary exits, even after a panic); `cargo xtask testenv up` uses [`ControlPlane::start`].
@@ -42,7 +44,8 @@ pub enum Error {
 pub struct Options {
     /// Folder of CRD YAML files to install (every `*.yaml`); `None` installs nothing.
     pub crds_dir: Option<PathBuf>,
-    /// How long etcd + kube-apiserver may take to become ready.
+    /// How long etcd + kube-apiserver may take to become ready (and, again,
+    /// kube-controller-manager).
     pub ready_timeout: Duration,
 }
 
@@ -62,7 +65,17 @@ pub fn workspace_crds_dir() -> PathBuf {
         .join("crds")
 }
 
-/// A running etcd + kube-apiserver. Dropping it stops both and removes its folder.
+/// The controllers kube-controller-manager runs: namespace deletion and ownerReference garbage
+/// collection. No scheduler or kubelet runs, so nothing else would have work to do, and the
+/// service-account controllers would need credentials the harness does not hand out.
+pub const KUBE_CONTROLLER_MANAGER_CONTROLLERS: &str =
+    "namespace-controller,garbage-collector-controller";
+
+/// Names of the processes, in start order (the order of [`ControlPlane::pids`]).
+const PROCESS_NAMES: [&str; 3] = ["etcd", "kube-apiserver", "kube-controller-manager"];
+
+/// A running etcd + kube-apiserver + kube-controller-manager. Dropping it stops all three and
+/// removes its folder.
 pub struct ControlPlane {
     dir: PathBuf,
     kubeconfig: PathBuf,
@@ -73,8 +86,8 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts a control plane and installs the CRDs; returns once the API server is ready and
-    /// the CRDs are Established and discoverable.
+    /// Starts a control plane and installs the CRDs; returns once the API server is ready, the
+    /// CRDs are Established and discoverable, and kube-controller-manager is healthy.
     pub async fn start(opts: Options) -> Result<Self, Error> {
         let assets = tokio::task::spawn_blocking(assets::ensure)
             .await
@@ -180,6 +193,10 @@ impl ControlPlane {
         if let Some(crds) = &opts.crds_dir {
             self.install_crds(crds).await?;
         }
+        // After the CRDs, so that the garbage collector's first discovery already watches them
+        // (it rediscovers every 30 s for CRDs installed later).
+        self.start_controller_manager(&pki, opts.ready_timeout)
+            .await?;
         Ok(())
     }
 
@@ -187,15 +204,7 @@ impl ControlPlane {
         let deadline = Instant::now() + timeout;
         let client = self.client().await;
         loop {
-            for (i, child) in self.children.iter_mut().enumerate() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let name = if i == 0 { "etcd" } else { "kube-apiserver" };
-                    return Err(Error::Start(format!(
-                        "{name} exited with {status}; log tail:\n{}",
-                        tail(&self.dir.join(format!("{name}.log")))
-                    )));
-                }
-            }
+            self.check_running()?;
             let ready = client
                 .request_text(
                     http::Request::get("/readyz")
@@ -214,6 +223,89 @@ impl ControlPlane {
                 return Err(Error::Start(format!(
                     "kube-apiserver not ready after {timeout:?}; log tail:\n{}",
                     tail(&self.dir.join("kube-apiserver.log"))
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// An error naming the first started process that has exited, with its log tail.
+    fn check_running(&mut self) -> Result<(), Error> {
+        for (child, name) in self.children.iter_mut().zip(PROCESS_NAMES) {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(Error::Start(format!(
+                    "{name} exited with {status}; log tail:\n{}",
+                    tail(&self.dir.join(format!("{name}.log")))
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts kube-controller-manager with the admin client certificate (its own kubeconfig
+    /// file), the controllers of [`KUBE_CONTROLLER_MANAGER_CONTROLLERS`], no leader election and
+    /// no service-account credentials, serving `/healthz` on a free loopback port; returns once
+    /// `/healthz` answers `ok`.
+    async fn start_controller_manager(
+        &mut self,
+        pki: &pki::Pki,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let kubeconfig = self.dir.join("kube-controller-manager.kubeconfig");
+        write_kubeconfig(&kubeconfig, &self.server, pki)?;
+        let port = free_port()?;
+        let log = log_file(&self.dir, "kube-controller-manager.log")?;
+        let kcm = Command::new(&self.assets.kube_controller_manager)
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .arg(format!(
+                "--controllers={KUBE_CONTROLLER_MANAGER_CONTROLLERS}"
+            ))
+            .arg("--leader-elect=false")
+            .arg("--use-service-account-credentials=false")
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--secure-port={port}"))
+            .arg(format!("--cert-dir={}", self.dir.join("kcm").display()))
+            .arg("--v=2")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| Error::Start(e.to_string()))?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| {
+                Error::Start(format!(
+                    "spawn {}: {e}",
+                    self.assets.kube_controller_manager.display()
+                ))
+            })?;
+        self.children.push(kcm);
+
+        // Its serving certificate is self-signed; /healthz needs no credentials.
+        let mut config = kube::Config::new(
+            format!("https://127.0.0.1:{port}")
+                .parse()
+                .map_err(|e| Error::Start(format!("kube-controller-manager URL: {e}")))?,
+        );
+        config.accept_invalid_certs = true;
+        config.connect_timeout = Some(Duration::from_secs(2));
+        config.read_timeout = Some(Duration::from_secs(5));
+        let client = kube::Client::try_from(config)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_running()?;
+            let healthy = client
+                .request_text(
+                    http::Request::get("/healthz")
+                        .body(Vec::new())
+                        .map_err(|e| Error::Start(e.to_string()))?,
+                )
+                .await
+                .is_ok_and(|body| body.trim() == "ok");
+            if healthy {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Start(format!(
+                    "kube-controller-manager not healthy after {timeout:?}; log tail:\n{}",
+                    tail(&self.dir.join("kube-controller-manager.log"))
                 )));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -335,7 +427,7 @@ impl ControlPlane {
         }
     }
 
-    /// Process ids of etcd and kube-apiserver.
+    /// Process ids of etcd, kube-apiserver and kube-controller-manager, in that order.
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(Child::id).collect()
     }
@@ -349,8 +441,9 @@ impl Drop for ControlPlane {
 
 /// The control plane of this test binary, started on first use with the workspace CRDs.
 ///
-/// Statics are never dropped, so a watchdog process stops etcd and kube-apiserver and removes
-/// the folder as soon as this process is gone, however it ends (success, panic, abort, kill).
+/// Statics are never dropped, so a watchdog process stops etcd, kube-apiserver and
+/// kube-controller-manager and removes the folder as soon as this process is gone, however it
+/// ends (success, panic, abort, kill).
 /// Panics with the reason when no control plane can be had: tests never skip silently.
 pub fn shared() -> &'static ControlPlane {
     static PLANE: OnceLock<ControlPlane> = OnceLock::new();
@@ -395,9 +488,10 @@ fn announce(plane: &ControlPlane) {
             )
     };
     let line = format!(
-        "alicloud-testenv: kube-apiserver {} + {} at {} (binaries: {})\n",
+        "alicloud-testenv: kube-apiserver {} + {} + kube-controller-manager {} at {} (binaries: {})\n",
         first_line(&plane.assets.kube_apiserver),
         first_line(&plane.assets.etcd),
+        first_line(&plane.assets.kube_controller_manager),
         plane.server,
         plane.assets.origin
     );

@@ -47,7 +47,11 @@ fn panicking_test_still_stops_the_control_plane_and_removes_its_folder() {
     .join();
     assert!(outcome.is_err(), "the thread panicked");
     let (pids, dir, version) = rx.recv().expect("the plane had started");
-    assert_eq!(pids.len(), 2, "etcd and kube-apiserver");
+    assert_eq!(
+        pids.len(),
+        3,
+        "etcd, kube-apiserver and kube-controller-manager"
+    );
     assert!(version.starts_with("v1."));
     assert_gone(&pids, &dir);
 }

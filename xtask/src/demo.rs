@@ -1,10 +1,10 @@
 //! `cargo xtask demo`: the README's "Try it" in one command, on a machine with nothing running.
 //!
-//! Builds the operator and the emulator, starts a test control plane (etcd + kube-apiserver,
-//! CRDs installed), the emulator seeded with the samples' account and RDS instance, and the
-//! operator pointed at both; applies `examples/`, shows progress until every object is Ready,
-//! shows what Kubernetes and the emulated cloud now hold, deletes the objects and shows what the
-//! operator released. Everything it started is stopped, and its folders removed, on success, on
+//! Builds the operator and the emulator, starts a test control plane (etcd, kube-apiserver and
+//! kube-controller-manager, CRDs installed), the emulator seeded with the samples' account and
+//! RDS instance, and the operator pointed at both; applies `examples/`, shows progress until
+//! every object is Ready, shows what Kubernetes and the emulated cloud now hold, deletes the
+//! objects and shows what the operator released. Everything it started is stopped, and its folders removed, on success, on
 //! error and on SIGINT/SIGTERM/SIGHUP. `--keep` leaves it all running once Ready, until Ctrl-C.
 
 mod cloud;
@@ -178,9 +178,13 @@ impl Session {
         }
         if let Some(plane) = self.plane.take() {
             let dir = plane.dir().to_path_buf();
-            // Dropping stops etcd and kube-apiserver (waiting for them) and removes the folder.
+            // Dropping stops etcd, kube-apiserver and kube-controller-manager (waiting for them)
+            // and removes the folder.
             let _ = tokio::task::spawn_blocking(move || drop(plane)).await;
-            done.push(format!("etcd + kube-apiserver ({} removed)", dir.display()));
+            done.push(format!(
+                "etcd + kube-apiserver + kube-controller-manager ({} removed)",
+                dir.display()
+            ));
         }
         if let Some(workdir) = self.workdir.take() {
             let dir = workdir.path().display().to_string();
@@ -278,10 +282,11 @@ async fn script(
 
     heading(
         started,
-        "Starting the control plane (etcd + kube-apiserver, CRDs installed)",
+        "Starting the control plane (etcd + kube-apiserver + kube-controller-manager, CRDs installed)",
     );
     println!(
-        "    (the first run builds kube-apiserver from source: about 5 minutes on 2 cores; \
+        "    (the first run builds kube-apiserver and kube-controller-manager from source: about 5 \
+         minutes on 2 cores; \
          cached afterwards)"
     );
     let opts = alicloud_testenv::Options {

@@ -46,8 +46,9 @@ enum Task {
 
 #[derive(Subcommand)]
 enum TestenvAction {
-    /// Start etcd + kube-apiserver with the CRDs installed, print `KUBECONFIG=<path>` once ready,
-    /// run until SIGINT/SIGTERM, then clean up.
+    /// Start etcd + kube-apiserver with the CRDs installed and kube-controller-manager (namespace
+    /// and garbage-collector controllers), print `KUBECONFIG=<path>` once ready, run until
+    /// SIGINT/SIGTERM, then clean up.
     Up,
 }
 
@@ -103,9 +104,16 @@ async fn testenv(action: Option<TestenvAction>) -> anyhow::Result<()> {
     match action {
         None => {
             let assets = tokio::task::spawn_blocking(alicloud_testenv::ensure_assets).await??;
-            eprintln!("kube-apiserver: {}", assets.kube_apiserver.display());
-            eprintln!("etcd:           {}", assets.etcd.display());
-            eprintln!("kubectl:        {}", assets.kubectl.display());
+            eprintln!(
+                "kube-apiserver:          {}",
+                assets.kube_apiserver.display()
+            );
+            eprintln!("etcd:                    {}", assets.etcd.display());
+            eprintln!("kubectl:                 {}", assets.kubectl.display());
+            eprintln!(
+                "kube-controller-manager: {}",
+                assets.kube_controller_manager.display()
+            );
             let folder = assets
                 .kube_apiserver
                 .parent()
@@ -122,9 +130,11 @@ async fn testenv(action: Option<TestenvAction>) -> anyhow::Result<()> {
             let plane = alicloud_testenv::ControlPlane::start(opts).await?;
             let version = plane.client().await.apiserver_version().await?;
             eprintln!(
-                "kube-apiserver {} at {}",
+                "kube-apiserver {} at {}, kube-controller-manager ({}), logs in {}",
                 version.git_version,
-                plane.server_url()
+                plane.server_url(),
+                alicloud_testenv::KUBE_CONTROLLER_MANAGER_CONTROLLERS,
+                plane.dir().display()
             );
             println!(
                 "KUBECONFIG={}",

@@ -32,7 +32,7 @@ enum Action {
     Cargo(Vec<&'static str>),
     /// Run a task of this xtask binary (`cargo xtask <args>`).
     Xtask(Vec<&'static str>),
-    /// Build or find etcd and kube-apiserver (and kubectl).
+    /// Build or find etcd, kube-apiserver, kubectl and kube-controller-manager.
     ControlPlaneBinaries,
     /// Build or find helm and crane.
     Tools,
@@ -60,7 +60,7 @@ fn steps() -> Vec<Step> {
         ),
         step(
             "control-plane",
-            "control-plane binaries (etcd, kube-apiserver, kubectl)",
+            "control-plane binaries (etcd, kube-apiserver, kubectl, kube-controller-manager)",
             Action::ControlPlaneBinaries,
         ),
         step("tools", "helm and crane", Action::Tools),
