@@ -542,7 +542,7 @@ async fn restart_after_create_does_not_duplicate() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn deletion_after_a_lost_create_answer_releases_the_plan_created() {
+async fn deletion_after_a_lost_create_answer_never_creates_and_waits_until_the_plan_is_gone() {
     let w = World::start("bp-crash-delete", Setup::default()).await;
     let mut first = w.operator("bp-crash-delete-1", Some("kill-after-create-backup-plan"));
     create(&w, "orphan-candidate", spec()).await;
@@ -561,14 +561,32 @@ async fn deletion_after_a_lost_create_answer_releases_the_plan_created() {
     assert_eq!(plans.len(), 1, "the plan exists at DBS: {plans:#?}");
     let created_id = plans[0].backup_plan_id.clone();
 
-    // Deleted while no operator runs; the next operator finds and releases the plan.
+    // Deleted while no operator runs. The next operator does not create again (that could
+    // create a plan just to release it): the plan, never configured, has no name, so it names
+    // the unconfigured plans DBS holds and waits.
     w.delete::<BackupPlan>("orphan-candidate").await;
     let _second = w.operator("bp-crash-delete-2", None);
+    let stalled = w
+        .wait_condition::<BackupPlan>("orphan-candidate", "Stalled", "ReleaseUnconfirmed")
+        .await;
+    let message = condition(&stalled, "Stalled").expect("Stalled").message;
+    assert!(message.contains(&created_id), "{message}");
+    assert_eq!(
+        w.calls("CreateBackupPlan").len(),
+        1,
+        "no create during deletion"
+    );
+
+    // Released in the console: the deletion then completes by itself.
+    w.admin(
+        reqwest::Method::DELETE,
+        &format!("/plans/{created_id}"),
+        json!({}),
+    )
+    .await;
     w.wait_gone::<BackupPlan>("orphan-candidate").await;
-    let plans = w.plans_at_dbs();
-    assert_eq!(plans.len(), 1, "no second plan: {plans:#?}");
-    assert_eq!(plans[0].backup_plan_id, created_id.as_str());
-    assert_eq!(plans[0].status, "released", "{plans:#?}");
+    assert_eq!(w.calls("CreateBackupPlan").len(), 1);
+    assert!(w.plans_at_dbs().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -21,6 +21,9 @@ pub enum Error {
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// A deletion cannot confirm that nothing is left in the cloud, and will not guess.
+    #[error("{0}")]
+    ReleaseUnconfirmed(String),
 }
 
 /// A failed cloud call as conditions and Events show it: action, code and the service's
@@ -59,6 +62,7 @@ impl Error {
             Self::Secret(_) => "SecretNotUsable",
             Self::InvalidSpec(_) => "InvalidSpec",
             Self::Finalizer(_) => "FinalizerError",
+            Self::ReleaseUnconfirmed(_) => "ReleaseUnconfirmed",
         }
     }
 
@@ -79,7 +83,7 @@ impl Error {
                 e.kind,
                 crate::cloud::ErrorKind::Terminal | crate::cloud::ErrorKind::InvalidCredentials
             ),
-            Self::Secret(_) | Self::InvalidSpec(_) => true,
+            Self::Secret(_) | Self::InvalidSpec(_) | Self::ReleaseUnconfirmed(_) => true,
             Self::Kube(_) | Self::Finalizer(_) => false,
         }
     }

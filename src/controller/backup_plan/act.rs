@@ -460,22 +460,59 @@ pub async fn release_adopted(dbs: &dyn DbsApi, scope: &Scope, id: &str) -> Resul
     }
 }
 
-/// No id was recorded but a CreateBackupPlan was sent with `token` and its answer was lost: the
-/// plan is looked for by the object's plan name (never created again) and released, or stopped
-/// when it is a subscription. `None` when DBS lists no plan of that name.
+/// How far before the object's creation a plan DBS created for it may be dated (clock skew
+/// between DBS and the API server).
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// No id was recorded but a CreateBackupPlan was sent with `token` and its answer was lost. The
+/// plan is never created again: it is looked for by the object's plan name and released (or
+/// stopped, when it is a subscription). A plan DBS created but that was never configured has no
+/// name yet, so when none is named, DBS is asked for unconfigured (`wait`) plans created since
+/// the object (`created`): none → `Ok(None)`, nothing is left; some → [`Error::ReleaseUnconfirmed`]
+/// naming them, retried with backoff until they are gone or the user abandons the deletion.
 pub async fn find_then_release(
     dbs: &dyn DbsApi,
     scope: &Scope,
     spec: &BackupPlanSpec,
     plan_name: &str,
+    created: Option<Timestamp>,
     token: &str,
 ) -> Result<Option<Ended>, Error> {
     let listed = find_by_name(dbs, scope, plan_name).await?;
-    let Ok(Some(plan)) = decide::own_plan(spec, plan_name, &listed) else {
-        return Ok(None);
+    if let Ok(Some(plan)) = decide::own_plan(spec, plan_name, &listed) {
+        tracing::info!(backup_plan_id = %plan.backup_plan_id, client_token = token, "found the plan of a lost CreateBackupPlan answer by its name");
+        return release_adopted(dbs, scope, &plan.backup_plan_id)
+            .await
+            .map(Some);
+    }
+    let req = DescribeBackupPlanList {
+        backup_plan_status: Some(PlanStatus::Wait.to_string()),
+        page_num: 0,
+        page_size: 100,
+        ..Default::default()
     };
-    tracing::info!(backup_plan_id = %plan.backup_plan_id, client_token = token, "found the plan of a lost CreateBackupPlan answer by its name");
-    release_adopted(dbs, scope, &plan.backup_plan_id)
-        .await
-        .map(Some)
+    let since = created.map(|t| t.as_millisecond() - CLOCK_SKEW.as_millis() as i64);
+    let candidates: Vec<String> = dbs
+        .describe_backup_plan_list(scope, &req)
+        .await?
+        .items
+        .into_iter()
+        .filter(|d| d.backup_plan_status == PlanStatus::Wait)
+        .filter(|d| match (since, d.backup_plan_create_time) {
+            (Some(since), Some(at)) => at >= since,
+            _ => true,
+        })
+        .map(|d| d.backup_plan_id)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    Err(Error::ReleaseUnconfirmed(format!(
+        "CreateBackupPlan was sent with ClientToken {token} but its answer was lost, and DBS lists \
+         no plan named {plan_name:?}; a plan has no name until it is configured, and DBS holds \
+         unconfigured plans created since this object was: {}. If one is this object's, release \
+         it in the DBS console (the deletion then completes by itself); otherwise set the \
+         annotation db.alicloud.dev/abandon: \"true\"",
+        candidates.join(", ")
+    )))
 }

@@ -66,8 +66,11 @@ pub async fn cleanup(
                 &obj.namespace().unwrap_or_default(),
                 &obj.name_any(),
             );
+            let created = obj.metadata.creation_timestamp.as_ref().map(|t| t.0);
             let found = match scope(rt, obj).await {
-                Ok(s) => act::find_then_release(dbs, &s, &obj.spec, &plan_name, &token).await,
+                Ok(s) => {
+                    act::find_then_release(dbs, &s, &obj.spec, &plan_name, created, &token).await
+                }
                 Err(e) => Err(e),
             };
             let ended = match found {
@@ -75,15 +78,14 @@ pub async fn cleanup(
                 Ok(None) => {
                     let message = format!(
                         "CreateBackupPlan was sent with ClientToken {token} but its answer was \
-                         lost, and DBS lists no plan named {plan_name:?}; a plan DBS created but \
-                         that was never configured has no name yet and may remain: check the DBS \
-                         console for a plan in status wait"
+                         lost; DBS lists no plan named {plan_name:?} and no unconfigured plan \
+                         created since this object: nothing to release"
                     );
                     rt.events
                         .publish(
                             obj,
-                            EventType::Warning,
-                            Reason::PlanMayRemain.as_str(),
+                            EventType::Normal,
+                            Reason::NothingToRelease.as_str(),
                             &message,
                         )
                         .await;

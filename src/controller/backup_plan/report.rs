@@ -63,8 +63,6 @@ reasons! {
         CreateConflict,
         /// Deleted before any plan was created.
         NothingToRelease,
-        /// Deleted after a create whose answer was lost; a plan may remain.
-        PlanMayRemain,
         /// `deletionPolicy: Retain` left the plan at DBS.
         PlanRetained,
         /// The plan was released.
