@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{CredentialsRef, DeletionPolicy, LocalSecretRef};
 
+/// Annotation recording the prefix of the public endpoint this object allocated or renamed: it
+/// is written before `AllocateInstancePublicConnection` and `ModifyDBInstanceConnectionString`,
+/// so the endpoint is still known as this object's after a crash before the status write, or
+/// when the object is restored without its status (a backup, `kubectl get -o yaml | kubectl
+/// apply` into another cluster).
+pub const CONNECTION_STRING_PREFIX_ANNOTATION: &str = "db.alicloud.dev/connection-string-prefix";
+
 /// Desired public endpoint of an RDS instance.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -66,6 +73,16 @@ pub struct RdsConnectionSpec {
     /// `Delete` (default) releases the endpoint when the object is deleted; `Retain` keeps it.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// Take over the public endpoint the instance already has (default `false`). Without it,
+    /// only an endpoint this object created (or already manages) is used: any other public
+    /// endpoint on the instance, made by hand, by Terraform or by another tool, stalls the
+    /// object with `EndpointExists` and is never renamed or released. With `adopt: true` the
+    /// existing endpoint (the one with `connectionStringPrefix`, else the instance's public
+    /// endpoint whatever its prefix) becomes this object's: it is modified to the spec's prefix
+    /// and ports, and deleting the object with `deletionPolicy: Delete` releases it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 
     /// Secret with Alibaba Cloud credentials in this namespace. Absent: the operator's own
     /// credentials (environment or RRSA).
