@@ -90,7 +90,8 @@ pub struct RdsConnectionSpec {
     pub credentials_ref: Option<CredentialsRef>,
 
     /// Secret in this namespace that receives the endpoint (keys `host`, `port`, `endpoint`);
-    /// owned by this object.
+    /// created and owned by this object. An existing Secret the operator did not create is
+    /// never overwritten: the object stalls with `SecretExists`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_connection_secret_to_ref: Option<LocalSecretRef>,
 }

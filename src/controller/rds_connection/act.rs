@@ -38,7 +38,7 @@ pub async fn act(
 ) -> Result<(Report, Action), Error> {
     let mut owned = super::ownership(obj);
     let recorded = decide::prefix_to_record(&step, owned.annotated);
-    if let Some(prefix) = &recorded {
+    if let Some(prefix) = recorded.as_deref() {
         record_prefix(rt, obj, prefix).await?;
         owned.annotated = Some(prefix);
     }

@@ -16,11 +16,11 @@
 //!   once Ready (never a Secret the operator did not create: `SecretExists`).
 //!
 //! Deletion releases our endpoint (`ReleaseInstanceConnection`), by the same ownership rule,
-//! behind the finalizer; "not found" of instance or endpoint counts as released. `deletionPolicy: Retain` and the
-//! pause annotation drop the finalizer without a cloud call. When the release keeps failing for
-//! a reason only the user can fix (credentials Secret gone, key rejected, call refused), it is
-//! retried with backoff until `deletion_timeout` has passed since the deletion was requested,
-//! then abandoned with a Warning Event `CloudResourceMayRemain` naming the endpoint that may be
+//! behind the finalizer; "not found" of instance or endpoint counts as released.
+//! `deletionPolicy: Retain` and the pause annotation drop the finalizer without a cloud call.
+//! When the release keeps failing for a reason only the user can fix (credentials Secret gone,
+//! key rejected, call refused), it is retried with backoff until `deletion_timeout` has passed
+//! since the deletion was requested, then abandoned with a Warning Event `CloudResourceMayRemain` naming the endpoint that may be
 //! left behind: a namespace being deleted takes the credentials Secret with it, and the object
 //! must not hang forever. Transient failures (busy instance, throttling) retry until they pass.
 
