@@ -225,13 +225,79 @@ async fn create_publishes_secret_port_and_prefix_changes_modify_and_delete_relea
     );
 }
 
+/// The calls that change anything at RDS, with their outcomes.
+fn mutating_calls(w: &World) -> Vec<(String, String)> {
+    let state = w.snapshot();
+    MUTATING
+        .iter()
+        .flat_map(|action| {
+            state
+                .calls_of(action)
+                .map(|c| (c.action.clone(), c.outcome.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The RDS actions that change an instance's endpoints.
+const MUTATING: [&str; 3] = [
+    "AllocateInstancePublicConnection",
+    "ModifyDBInstanceConnectionString",
+    "ReleaseInstanceConnection",
+];
+
+/// The message of the condition `type_` of `obj`.
+fn message(obj: &RdsConnection, type_: &str) -> String {
+    common::condition(obj, type_)
+        .map(|c| c.message)
+        .unwrap_or_default()
+}
+
+/// The value of the annotation recording the endpoint prefix of `obj`.
+fn recorded_prefix(obj: &RdsConnection) -> Option<String> {
+    obj.annotations()
+        .get("db.alicloud.dev/connection-string-prefix")
+        .cloned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endpoint_created_out_of_band_is_adopted_without_allocate() {
+async fn endpoint_made_out_of_band_stalls_with_endpoint_exists_and_is_never_touched() {
+    let w = start("rdsconn-foreign", &["rm-foreign001"]).await;
+    // Made by hand (or Terraform), with exactly the prefix the object will ask for.
+    w.add_public_connection("rm-foreign001", "legacy-app").await;
+
+    w.create(&connection("legacy", "rm-foreign001", "legacy-app", 3306))
+        .await;
+    let obj = w
+        .wait_condition::<RdsConnection>("legacy", "Stalled", "EndpointExists")
+        .await;
+    assert!(is(&obj, "Ready", "False", "EndpointExists"));
+    let stalled = message(&obj, "Stalled");
+    assert!(
+        stalled.contains("legacy-app.mysql.rds.aliyuncs.com") && stalled.contains("adopt: true"),
+        "the message names the endpoint and the way to take it over: {stalled}"
+    );
+    w.expect_event("legacy", "Warning", "EndpointExists").await;
+    assert_eq!(mutating_calls(&w), vec![], "no mutating call");
+    assert!(
+        w.secret("legacy-endpoint").await.is_none(),
+        "no endpoint Secret"
+    );
+
+    // Deleting the object releases nothing: the endpoint was never its.
+    delete_and_wait(&w, "legacy").await;
+    assert_eq!(mutating_calls(&w), vec![], "no release either");
+    assert_eq!(w.public_connections("rm-foreign001").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_takes_over_an_existing_endpoint_and_deletion_releases_it() {
     let w = start("rdsconn-adopt", &["rm-adopt0001"]).await;
     w.add_public_connection("rm-adopt0001", "legacy-app").await;
 
-    w.create(&connection("legacy", "rm-adopt0001", "legacy-app", 3306))
-        .await;
+    let mut obj = connection("legacy", "rm-adopt0001", "legacy-app", 3306);
+    obj.spec.adopt = true;
+    w.create(&obj).await;
     let obj = ready(&w, "legacy").await;
     assert_eq!(
         obj.status
@@ -239,17 +305,190 @@ async fn endpoint_created_out_of_band_is_adopted_without_allocate() {
             .and_then(|s| s.connection_string.as_deref()),
         Some("legacy-app.mysql.rds.aliyuncs.com")
     );
+    assert_eq!(recorded_prefix(&obj).as_deref(), Some("legacy-app"));
     let secret = w.secret("legacy-endpoint").await.expect("endpoint Secret");
     assert_eq!(
         secret_value(&secret, "endpoint"),
         "legacy-app.mysql.rds.aliyuncs.com:3306"
     );
+    assert_eq!(mutating_calls(&w), vec![], "adopted as is, never allocated");
+
+    delete_and_wait(&w, "legacy").await;
+    assert!(w.public_connections("rm-adopt0001").is_empty());
     assert_eq!(
-        w.outcomes("AllocateInstancePublicConnection").len(),
-        0,
-        "an existing endpoint with our prefix is adopted, never allocated again"
+        w.outcomes("ReleaseInstanceConnection"),
+        vec![("Success".to_owned(), 200)],
+        "the adopted endpoint is released with the object"
     );
-    assert_eq!(w.public_connections("rm-adopt0001").len(), 1);
+}
+
+/// A backup/restore or `kubectl get -o yaml | kubectl apply` into another cluster keeps the
+/// annotations but not the status (and gives a new UID): the annotation alone says the endpoint
+/// is the object's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_recreated_from_its_exported_yaml_finds_its_endpoint_without_allocating() {
+    let w = start("rdsconn-restore", &["rm-restore001"]).await;
+    w.create(&connection(
+        "orders",
+        "rm-restore001",
+        "orders-restore",
+        3306,
+    ))
+    .await;
+    let original = ready(&w, "orders").await;
+    assert_eq!(
+        recorded_prefix(&original).as_deref(),
+        Some("orders-restore"),
+        "the prefix is recorded on the object"
+    );
+    let exported: RdsConnection = serde_json::from_value(json!({
+        "apiVersion": "db.alicloud.dev/v1alpha1",
+        "kind": "RdsConnection",
+        "metadata": {
+            "name": original.name_any(),
+            "annotations": original.annotations(),
+        },
+        "spec": original.spec,
+    }))
+    .expect("exported object");
+
+    // The original goes without releasing anything (paused), as when a cluster is lost.
+    w.patch::<RdsConnection>(
+        "orders",
+        json!({"metadata": {"annotations": {"db.alicloud.dev/paused": "true"}}}),
+    )
+    .await;
+    w.wait_condition::<RdsConnection>("orders", "Stalled", "Paused")
+        .await;
+    delete_and_wait(&w, "orders").await;
+    assert_eq!(w.public_connections("rm-restore001").len(), 1);
+    // Its endpoint Secret goes with it, as the garbage collector would see to (this control
+    // plane runs none; it may have done so already where one runs).
+    match w
+        .secrets()
+        .delete("orders-endpoint", &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => panic!("delete the old endpoint Secret: {e}"),
+    }
+    let allocations = w.outcomes("AllocateInstancePublicConnection");
+    assert_eq!(allocations, vec![("Success".to_owned(), 200)]);
+
+    w.create(&exported).await;
+    let restored = ready(&w, "orders").await;
+    assert_ne!(restored.uid(), original.uid(), "a new object");
+    assert_eq!(
+        restored
+            .status
+            .as_ref()
+            .and_then(|s| s.connection_string.as_deref()),
+        Some("orders-restore.mysql.rds.aliyuncs.com")
+    );
+    assert_eq!(
+        w.outcomes("AllocateInstancePublicConnection"),
+        allocations,
+        "no Allocate for the restored object"
+    );
+    assert_eq!(w.public_connections("rm-restore001").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_user_secret_is_never_overwritten_or_owned() {
+    let w = start("rdsconn-usersecret", &["rm-usersec001"]).await;
+    let mine: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "mine-endpoint", "labels": {"app": "mine"}},
+        "stringData": {"password": "keep-me", "host": "db.internal"}
+    }))
+    .expect("secret");
+    let mine = w
+        .secrets()
+        .create(&PostParams::default(), &mine)
+        .await
+        .expect("create the user's Secret");
+
+    w.create(&connection("mine", "rm-usersec001", "mine-app", 3306))
+        .await;
+    let obj = w
+        .wait_condition::<RdsConnection>("mine", "Stalled", "SecretExists")
+        .await;
+    assert!(is(&obj, "Ready", "False", "SecretExists"));
+    let stalled = message(&obj, "Stalled");
+    assert!(stalled.contains("mine-endpoint"), "{stalled}");
+    w.expect_event("mine", "Warning", "SecretExists").await;
+    let untouched = |now: &Secret, when: &str| {
+        assert_eq!(now.data, mine.data, "{when}: data unchanged");
+        assert_eq!(
+            now.metadata.owner_references, mine.metadata.owner_references,
+            "{when}: no ownerReference"
+        );
+        assert_eq!(now.metadata.labels, mine.metadata.labels, "{when}: labels");
+    };
+    untouched(
+        &w.secret("mine-endpoint").await.expect("Secret"),
+        "while stalled",
+    );
+    // Looked at again on change or at the resync (5 min), not in a loop.
+    let more = calls_within(&w, "DescribeDBInstanceNetInfo", None, 3).await;
+    assert!(more <= 1, "{more} more reads in 3 s");
+
+    delete_and_wait(&w, "mine").await;
+    untouched(
+        &w.secret("mine-endpoint")
+            .await
+            .expect("the user's Secret remains"),
+        "after deletion",
+    );
+}
+
+/// A status write (the throttling failure reported) triggers the next reconcile at once; the
+/// backoff must still hold that reconcile for the throttled delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_call_is_retried_no_earlier_than_the_throttled_delay_then_ready() {
+    let delay = Duration::from_secs(3);
+    let setup = Setup {
+        throttled_delay: delay,
+        ..connections(&["rm-throttle01"])
+    };
+    let w = World::start("rdsconn-throttle", setup).await;
+    // Every attempt the client makes within one call is throttled: the call fails.
+    let attempts = alicloud_db_operator::cloud::ClientConfig::default().max_attempts;
+    let throttled = ("Throttling.User", 400);
+    common::fail_next(
+        &w.emulator,
+        "AllocateInstancePublicConnection",
+        throttled,
+        attempts,
+    )
+    .await;
+    w.create(&connection("slow", "rm-throttle01", "slow-app", 3306))
+        .await;
+    ready(&w, "slow").await;
+    w.expect_event("slow", "Normal", "CloudThrottled").await;
+
+    let calls = w.snapshot().calls;
+    let last_throttled = calls
+        .iter()
+        .rposition(|c| c.outcome == "Throttling.User")
+        .expect("a throttled call");
+    let next = calls
+        .get(last_throttled + 1)
+        .expect("a call after the throttled one");
+    let gap = next.time_ms - calls[last_throttled].time_ms;
+    assert!(
+        gap >= i64::try_from(delay.as_millis()).expect("ms"),
+        "the next call ({}) came {gap} ms after the throttled one, before the {delay:?} delay",
+        next.action
+    );
+    assert_eq!(
+        w.outcomes("AllocateInstancePublicConnection")
+            .iter()
+            .filter(|(o, _)| o == "Success")
+            .count(),
+        1
+    );
+    assert_eq!(w.public_connections("rm-throttle01").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,13 @@
 //! A failed reconcile records its failure in the status, and that write triggers the next
 //! reconcile at once: [`Backoff::holding`] keeps such a trigger from cutting the wait short.
 //! Only a change of the spec (a new generation) or a deletion does.
+//!
+//! Entries are keyed by UID and dropped on success. An object that never reconciles again (deleted
+//! while failing, its finalizer removed by someone else) would keep its entry forever, so each
+//! recorded failure also prunes the entries whose retry time is more than the longest wait
+//! ([`Schedule::max`] or [`Schedule::throttled`]) plus [`STALE_MARGIN`] in the past: a live
+//! failing object is retried at its retry time and records a new one. One that ran that late
+//! anyway (a long queue) merely starts counting again from the shortest delay.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +27,9 @@ use tokio::time::Instant;
 use super::{ControllerConfig, Error};
 use crate::cloud::ErrorKind;
 use crate::sync::lock;
+
+/// How long past its retry time, beyond the longest wait, a failure entry is kept.
+pub const STALE_MARGIN: Duration = Duration::from_secs(60);
 
 /// Consecutive failures per object, shared by every reconcile of one controller.
 #[derive(Debug)]
@@ -70,9 +80,13 @@ impl Backoff {
         }
     }
 
-    /// Records one more failure of `obj` and returns how long to wait before the next attempt.
+    /// Records one more failure of `obj` and returns how long to wait before the next attempt;
+    /// drops the entries of objects that stopped reconciling (see the module documentation).
     pub fn record_failure(&self, obj: &impl Resource, kind: FailureKind) -> Duration {
         let mut map = lock(&self.failures);
+        let now = Instant::now();
+        let stale_after = self.schedule.max.max(self.schedule.throttled) + STALE_MARGIN;
+        map.retain(|_, f| now.saturating_duration_since(f.retry_at) <= stale_after);
         let entry = map.entry(key(obj)).or_insert(Failures {
             count: 0,
             retry_at: Instant::now(),
@@ -100,6 +114,12 @@ impl Backoff {
     /// Forgets `obj`'s failures after a successful reconcile (or once the object is gone).
     pub fn reset(&self, obj: &impl Resource) {
         lock(&self.failures).remove(&key(obj));
+    }
+
+    /// Objects with failures on record.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.failures).len()
     }
 
     /// Consecutive failures of `obj` so far.
@@ -246,5 +266,34 @@ mod tests {
         assert_eq!(b.holding(&a), None, "due");
         b.reset(&a);
         assert_eq!(b.failures(&a), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_of_objects_that_stopped_reconciling_are_pruned() {
+        let b = Backoff::new(&ControllerConfig {
+            min_backoff: MS(100),
+            max_backoff: MS(10_000),
+            throttled_delay: MS(30_000),
+            ..ControllerConfig::default()
+        });
+        let gone = object("uid-gone", 1);
+        let failing = object("uid-failing", 1);
+        b.record_failure(&gone, FailureKind::default());
+        b.record_failure(&failing, FailureKind::default());
+        // The longest wait (the throttled delay, 30 s) plus the margin: still kept.
+        tokio::time::advance(MS(30_000) + STALE_MARGIN).await;
+        b.record_failure(&failing, FailureKind::default());
+        assert_eq!(b.failures(&gone), 1, "not long enough past its retry time");
+        assert_eq!(b.failures(&failing), 2);
+        // Past it: the object that never came back is forgotten, the failing one is kept.
+        tokio::time::advance(MS(1_000)).await;
+        b.record_failure(&failing, FailureKind::default());
+        assert_eq!(b.failures(&gone), 0, "pruned");
+        assert_eq!(
+            b.failures(&failing),
+            3,
+            "a live failing object keeps counting"
+        );
+        assert_eq!(b.len(), 1);
     }
 }

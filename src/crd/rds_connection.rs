@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{CredentialsRef, DeletionPolicy, LocalSecretRef};
 
+/// Annotation recording the prefix of the public endpoint this object allocated or renamed: it
+/// is written before `AllocateInstancePublicConnection` and `ModifyDBInstanceConnectionString`,
+/// so the endpoint is still known as this object's after a crash before the status write, or
+/// when the object is restored without its status (a backup, `kubectl get -o yaml | kubectl
+/// apply` into another cluster).
+pub const CONNECTION_STRING_PREFIX_ANNOTATION: &str = "db.alicloud.dev/connection-string-prefix";
+
 /// Desired public endpoint of an RDS instance.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -67,13 +74,24 @@ pub struct RdsConnectionSpec {
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 
+    /// Take over the public endpoint the instance already has (default `false`). Without it,
+    /// only an endpoint this object created (or already manages) is used: any other public
+    /// endpoint on the instance, made by hand, by Terraform or by another tool, stalls the
+    /// object with `EndpointExists` and is never renamed or released. With `adopt: true` the
+    /// existing endpoint (the one with `connectionStringPrefix`, else the instance's public
+    /// endpoint whatever its prefix) becomes this object's: it is modified to the spec's prefix
+    /// and ports, and deleting the object with `deletionPolicy: Delete` releases it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
+
     /// Secret with Alibaba Cloud credentials in this namespace. Absent: the operator's own
     /// credentials (environment or RRSA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<CredentialsRef>,
 
     /// Secret in this namespace that receives the endpoint (keys `host`, `port`, `endpoint`);
-    /// owned by this object.
+    /// created and owned by this object. An existing Secret the operator did not create is
+    /// never overwritten: the object stalls with `SecretExists`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_connection_secret_to_ref: Option<LocalSecretRef>,
 }

@@ -110,6 +110,8 @@ pub struct Setup {
     /// Whether the operator has credentials of its own; without, only a `credentialsRef`
     /// Secret authenticates (true).
     pub operator_credentials: bool,
+    /// The controllers' shortest wait after a throttled call (2 s).
+    pub throttled_delay: Duration,
 }
 
 impl Default for Setup {
@@ -126,6 +128,7 @@ impl Default for Setup {
             deletion_timeout: Duration::from_secs(8),
             concurrency: 8,
             operator_credentials: true,
+            throttled_delay: Duration::from_secs(2),
         }
     }
 }
@@ -243,7 +246,7 @@ impl World {
                 instance_poll_interval: Duration::from_millis(200),
                 min_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(2),
-                throttled_delay: Duration::from_secs(2),
+                throttled_delay: setup.throttled_delay,
                 deletion_timeout: setup.deletion_timeout,
                 ..ControllerConfig::default()
             },

@@ -1,7 +1,11 @@
 //! Act: the only place that changes anything at RDS for this kind: one Allocate or Modify per
-//! reconcile, and the release on deletion.
+//! reconcile, and the release on deletion. The prefix annotation is written before the call
+//! it announces (intent persisted before acting).
 
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
 use tracing::info;
 
 use super::decide::{self, Step};
@@ -10,8 +14,8 @@ use super::report::{self, EndpointView, Reason, Report};
 use crate::cloud::{CloudError, Scope};
 use crate::controller::conditions::Phase;
 use crate::controller::runtime::Runtime;
-use crate::controller::{Error, cloud_message};
-use crate::crd::RdsConnection;
+use crate::controller::{Error, FIELD_MANAGER, cloud_message};
+use crate::crd::{CONNECTION_STRING_PREFIX_ANNOTATION, RdsConnection};
 
 /// Error codes of Allocate / Modify meaning "that endpoint name exists": our own earlier
 /// attempt, or another instance's endpoint. `InvalidConnectionString.Duplicate` arrives with
@@ -22,7 +26,9 @@ const NAME_CONFLICT_CODES: &[&str] = &[
     "NetTypeExists",
 ];
 
-/// Performs `step` (at most one mutating call) and says what to report and when to look again.
+/// Records the prefix `step` needs in the annotation (see [`decide::prefix_to_record`]), then
+/// performs `step` (at most one mutating call) and says what to report and when to look again.
+/// A failed annotation write fails the reconcile before any call to RDS.
 pub async fn act(
     rt: &Runtime<RdsConnection>,
     scope: &Scope,
@@ -30,6 +36,12 @@ pub async fn act(
     step: Step,
     observed: Observed,
 ) -> Result<(Report, Action), Error> {
+    let mut owned = super::ownership(obj);
+    let recorded = decide::prefix_to_record(&step, owned.annotated);
+    if let Some(prefix) = recorded.as_deref() {
+        record_prefix(rt, obj, prefix).await?;
+        owned.annotated = Some(prefix);
+    }
     let config = &rt.ctx.config;
     let rds = &*rt.ctx.rds;
     let poll = Action::requeue(config.instance_poll_interval);
@@ -85,10 +97,6 @@ pub async fn act(
         settled => return Ok(report::settle(settled, &observed, config)),
     };
     let spec = &obj.spec;
-    let managed = obj
-        .status
-        .as_ref()
-        .and_then(|s| s.connection_string.as_deref());
     if failure.is_busy() {
         // The instance got busy between observe and act: wait, as if it had been seen busy.
         let message = format!(
@@ -96,8 +104,7 @@ pub async fn act(
             cloud_message(&failure)
         );
         let report = Report {
-            endpoint: decide::our_endpoint(spec, managed, &observed.net_info)
-                .map(EndpointView::from),
+            endpoint: decide::our_endpoint(spec, owned, &observed.net_info).map(EndpointView::from),
             synced: true,
             ..Report::phase(Phase::reconciling(Reason::WaitingForInstance, message))
         };
@@ -116,8 +123,33 @@ pub async fn act(
         Err(e) if e.is_not_found() => return Ok(report::instance_not_found(obj, &e, config)),
         Err(e) => return Err(e.into()),
     };
-    let step = decide::after_duplicate(spec, managed, &observed);
+    let step = decide::after_duplicate(spec, owned, &observed);
     Ok(report::settle(&step, &observed, config))
+}
+
+/// Writes `prefix` to the annotation `db.alicloud.dev/connection-string-prefix` of `obj` (a
+/// JSON merge patch of its metadata, field manager [`FIELD_MANAGER`]) and hands the answer to
+/// the status writer, so the next reconcile sees the annotation even before the watch cache
+/// does: deciding from the object without it could take our own new endpoint for a foreign one.
+async fn record_prefix(
+    rt: &Runtime<RdsConnection>,
+    obj: &RdsConnection,
+    prefix: &str,
+) -> Result<(), Error> {
+    let api: Api<RdsConnection> = rt.ctx.api(&obj.namespace().unwrap_or_default());
+    let patch = json!({"metadata": {"annotations": {CONNECTION_STRING_PREFIX_ANNOTATION: prefix}}});
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let written = api
+        .patch_metadata(&obj.name_any(), &params, &Patch::Merge(&patch))
+        .await?;
+    info!(prefix, "recorded the endpoint prefix in the annotation");
+    let mut updated = obj.clone();
+    *updated.meta_mut() = written.metadata;
+    rt.status.record(obj, updated);
+    Ok(())
 }
 
 /// `ReleaseInstanceConnection` of `connection_string`; an endpoint or instance already gone

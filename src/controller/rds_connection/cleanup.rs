@@ -55,9 +55,10 @@ pub async fn cleanup(rt: &Runtime<RdsConnection>, obj: &RdsConnection) -> Result
         }
         Err(e) => return failed(rt, obj, e.into()).await,
     };
-    let Some(endpoint) = decide::endpoint_to_release(spec, managed, &net_info) else {
+    let Some(endpoint) = decide::endpoint_to_release(spec, super::ownership(obj), &net_info) else {
         let note = format!(
-            "instance {} has no public endpoint of this object; nothing to release",
+            "instance {} has no public endpoint of this object; nothing to release (an endpoint \
+             this object did not create or adopt is never released)",
             spec.db_instance_id
         );
         return released(rt, obj, &note).await;

@@ -1,17 +1,20 @@
-//! Pure decisions of the RdsConnection controller: given the spec, what the status remembers and
-//! what RDS reports, what happens next. No I/O here; time is an argument.
+//! Pure decisions of the RdsConnection controller: given the spec, what the object remembers
+//! and what RDS reports, what happens next. No I/O here; time is an argument.
 //!
-//! Which public endpoint is ours, in order:
-//! 1. the public endpoint whose prefix is `spec.connectionStringPrefix` (adoption: an endpoint
-//!    created out of band, or by us before a status write was lost, is taken over as is);
-//! 2. the public endpoint named by `status.connectionString` (the one we allocated or adopted;
-//!    after a prefix change in the spec it still carries the old prefix and is modified).
+//! Which public endpoint is ours ([`Ownership`]), in order:
+//! 1. the public endpoint named by `status.connectionString` (the one we allocated or adopted;
+//!    after a prefix change in the spec it still carries the old prefix and is modified);
+//! 2. the public endpoint whose prefix the annotation `db.alicloud.dev/connection-string-prefix`
+//!    records: the controller writes it before each Allocate and Modify with the prefix about to
+//!    be requested, so an endpoint made by a call whose answer never reached the status (a
+//!    crash, a lost write, an object restored without its status) is still found;
+//! 3. with `spec.adopt` only: the public endpoint with `spec.connectionStringPrefix`, else the
+//!    instance's public endpoint whatever its prefix (renamed to the spec's like our own).
 //!
-//! A public endpoint that is neither is not ours: the controller never renames an endpoint it
-//! did not allocate or adopt, because whoever made it may be using it (and two objects naming
-//! the same instance would rename it back and forth). It stalls with `PublicEndpointExists`;
-//! setting the prefix to that endpoint's prefix adopts it, after which a prefix change is an
-//! ordinary `ModifyDBInstanceConnectionString`.
+//! A public endpoint that is none of these is not ours, whatever its prefix: the controller
+//! never renames or releases an endpoint it did not create or adopt, because whoever made it
+//! (by hand, Terraform, another object) may be using it. It stalls with `EndpointExists`;
+//! `adopt: true` takes the endpoint over.
 
 use std::time::Duration;
 
@@ -143,21 +146,56 @@ pub fn prefix_of(connection_string: &str) -> &str {
         .unwrap_or(connection_string)
 }
 
+/// What the object remembers of its endpoint, besides the spec: the inputs of the ownership
+/// rule (see the module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ownership<'a> {
+    /// `status.connectionString`: the endpoint last reported as ours.
+    pub managed: Option<&'a str>,
+    /// The prefix recorded in the annotation `db.alicloud.dev/connection-string-prefix`.
+    pub annotated: Option<&'a str>,
+}
+
 /// Our endpoint on the instance, per the module's ownership rule.
 pub fn our_endpoint<'a>(
     spec: &RdsConnectionSpec,
-    managed: Option<&str>,
+    owned: Ownership<'_>,
     net_info: &'a InstanceNetInfo,
 ) -> Option<&'a NetInfoEndpoint> {
-    net_info
-        .public_endpoint(&spec.connection_string_prefix)
-        .or_else(|| {
-            let managed = managed?;
-            net_info
-                .endpoints
-                .iter()
-                .find(|e| e.ip_type == PUBLIC && e.connection_string == managed)
-        })
+    let public = || net_info.endpoints.iter().filter(|e| e.ip_type == PUBLIC);
+    let by_status = || {
+        let managed = owned.managed?;
+        public().find(|e| e.connection_string == managed)
+    };
+    let by_annotation = || net_info.public_endpoint(owned.annotated?);
+    let adopted = || {
+        if !spec.adopt {
+            return None;
+        }
+        net_info
+            .public_endpoint(&spec.connection_string_prefix)
+            .or_else(|| public().next())
+    };
+    by_status().or_else(by_annotation).or_else(adopted)
+}
+
+/// The prefix to record in the annotation before `step` is acted on, when the annotation
+/// (`annotated`) does not say it already: the prefix an Allocate or Modify is about to request
+/// (intent persisted before acting), the prefix of the endpoint a Ready object uses, or that of
+/// a known endpoint of an object that has no annotation yet (made before the annotation
+/// existed). While the instance is busy an annotation is never overwritten: it may name a
+/// rename in progress.
+pub fn prefix_to_record(step: &Step, annotated: Option<&str>) -> Option<String> {
+    let wanted = match step {
+        Step::Allocate(request) => request.connection_string_prefix.as_str(),
+        Step::Modify { request, .. } => request.connection_string_prefix.as_str(),
+        Step::Ready { endpoint } => prefix_of(&endpoint.connection_string),
+        Step::WaitForInstance {
+            endpoint: Some(endpoint),
+        } if annotated.is_none() => prefix_of(&endpoint.connection_string),
+        Step::WaitForInstance { .. } | Step::Stall { .. } => return None,
+    };
+    (annotated != Some(wanted)).then(|| wanted.to_owned())
 }
 
 /// Whether `endpoint` already is what the spec asks for. Optional ports are compared only
@@ -173,10 +211,10 @@ pub fn matches_spec(spec: &RdsConnectionSpec, endpoint: &NetInfoEndpoint) -> boo
         && optional_matches(spec.pg_bouncer_port, endpoint.pg_bouncer_port)
 }
 
-/// The next step for a live object. `managed` is `status.connectionString`.
-pub fn next_step(spec: &RdsConnectionSpec, managed: Option<&str>, observed: &Observed) -> Step {
+/// The next step for a live object.
+pub fn next_step(spec: &RdsConnectionSpec, owned: Ownership<'_>, observed: &Observed) -> Step {
     let running = observed.is_running();
-    match our_endpoint(spec, managed, &observed.net_info) {
+    match our_endpoint(spec, owned, &observed.net_info) {
         Some(endpoint) if matches_spec(spec, endpoint) => {
             if running {
                 Step::Ready {
@@ -222,13 +260,13 @@ pub fn next_step(spec: &RdsConnectionSpec, managed: Option<&str>, observed: &Obs
             .find(|e| e.ip_type == PUBLIC)
         {
             Some(other) => Step::Stall {
-                reason: Reason::PublicEndpointExists,
+                reason: Reason::EndpointExists,
                 message: format!(
                     "instance {} already has the public endpoint {}, which this object did not \
-                     create; set connectionStringPrefix to {:?} to adopt it, or release it",
-                    spec.db_instance_id,
-                    other.connection_string,
-                    prefix_of(&other.connection_string)
+                     create; set adopt: true to take it over (it is then renamed to this spec \
+                     and released when this object is deleted with deletionPolicy Delete), or \
+                     release it",
+                    spec.db_instance_id, other.connection_string
                 ),
             },
             None => Step::Allocate(requests::allocate(spec)),
@@ -237,15 +275,16 @@ pub fn next_step(spec: &RdsConnectionSpec, managed: Option<&str>, observed: &Obs
 }
 
 /// The next step after Allocate or Modify failed with `InvalidConnectionString.Duplicate`
-/// (HTTP 404, which does not mean "not found") and NetInfo was read again: if the endpoint now
-/// shows up on our instance it is ours (an earlier attempt succeeded) and is adopted; if the
-/// same call would be made again, the prefix belongs to another instance.
+/// (HTTP 404, which does not mean "not found") and NetInfo was read again. The annotation
+/// already records the prefix just requested, so an endpoint with it on our instance is ours
+/// (an earlier attempt succeeded); if the same call would be made again, the prefix belongs to
+/// another instance.
 pub fn after_duplicate(
     spec: &RdsConnectionSpec,
-    managed: Option<&str>,
+    owned: Ownership<'_>,
     observed: &Observed,
 ) -> Step {
-    match next_step(spec, managed, observed) {
+    match next_step(spec, owned, observed) {
         Step::Allocate(_) | Step::Modify { .. } => Step::Stall {
             reason: Reason::ConnectionStringTaken,
             message: format!(
@@ -274,14 +313,15 @@ pub fn cleanup(spec: &RdsConnectionSpec, managed: Option<&str>) -> Cleanup {
     Cleanup::Release
 }
 
-/// The endpoint to release on deletion: ours per the ownership rule, `None` when the instance
-/// has none (never allocated, or already released).
+/// The endpoint to release on deletion: ours per the ownership rule (status, annotation or
+/// adoption), `None` when the instance has none of ours (never allocated, already released, or
+/// only an endpoint someone else made, which is never released).
 pub fn endpoint_to_release<'a>(
     spec: &RdsConnectionSpec,
-    managed: Option<&str>,
+    owned: Ownership<'_>,
     net_info: &'a InstanceNetInfo,
 ) -> Option<&'a NetInfoEndpoint> {
-    our_endpoint(spec, managed, net_info)
+    our_endpoint(spec, owned, net_info)
 }
 
 #[cfg(test)]

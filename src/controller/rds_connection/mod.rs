@@ -5,16 +5,21 @@
 //! - observe: `DescribeDBInstanceAttribute` (status) and `DescribeDBInstanceNetInfo`
 //!   (endpoints), unless the object is Ready for its generation and was synced less than
 //!   `resync_period` ago, in which case no cloud call is made at all;
-//! - decide: `decide::next_step`, a pure function of spec, status and observation;
-//! - act: at most one mutating call (Allocate or Modify); a busy instance is never waited for
-//!   in the worker, the object is requeued after `instance_poll_interval` instead;
+//! - decide: `decide::next_step`, a pure function of spec, status, the prefix annotation and
+//!   observation; only an endpoint this object created, already manages or was told to adopt
+//!   (`spec.adopt`) is ever changed (see `decide`);
+//! - act: the annotation `db.alicloud.dev/connection-string-prefix` is written before the
+//!   mutating call it announces, then at most one mutating call (Allocate or Modify); a busy
+//!   instance is never waited for in the worker, the object is requeued after
+//!   `instance_poll_interval` instead;
 //! - report: status by server-side apply, one Event per Ready transition, the endpoint Secret
-//!   once Ready.
+//!   once Ready (never a Secret the operator did not create: `SecretExists`).
 //!
-//! Deletion releases the endpoint (`ReleaseInstanceConnection`) behind the finalizer;
-//! "not found" of instance or endpoint counts as released, and `deletionPolicy: Retain` drops
-//! the finalizer without a cloud call. Pause, abandon, `AlreadyManaged` and when a failing
-//! release may give up are the runtime's rules (`controller::deletion`).
+//! Deletion releases our endpoint (`ReleaseInstanceConnection`), by the same ownership rule,
+//! behind the finalizer; "not found" of instance or endpoint counts as released, and
+//! `deletionPolicy: Retain` drops the finalizer without a cloud call. Pause, abandon,
+//! `AlreadyManaged` and when a failing release may give up are the runtime's rules
+//! (`controller::deletion`).
 
 mod act;
 mod cleanup;
@@ -32,12 +37,13 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use self::report::{MANAGED_BY_LABEL, Reason, Report};
+use self::decide::Ownership;
+use self::report::{MANAGED_BY_LABEL, Reason, Report, SecretWrite};
 use super::claims::Claim;
 use super::conditions::{Phase, State};
 use super::runtime::{self, Reconciler, Runtime};
 use super::{Context, Error};
-use crate::crd::RdsConnection;
+use crate::crd::{CONNECTION_STRING_PREFIX_ANNOTATION, RdsConnection};
 
 /// Runs the RdsConnection controller until the task is dropped or the process receives a signal.
 pub async fn run(ctx: Arc<Context>) {
@@ -76,13 +82,20 @@ impl Reconciler for RdsConnections {
             decide::fresh_for(obj.status.as_ref(), generation, Timestamp::now(), resync)
         {
             // Ready and synced recently: only make sure the Secret is still there.
-            if let Err(e) = report::secret_from_status(&rt.ctx, obj).await {
-                report::write(rt, obj, &Report::phase(Phase::of_error(&e))).await?;
-                return Err(e);
+            match report::secret_from_status(&rt.ctx, obj).await {
+                Ok(SecretWrite::Written) => return Ok(Action::requeue(wait)),
+                Ok(SecretWrite::Refused { message }) => {
+                    let phase = Phase::stalled(Reason::SecretExists, message);
+                    report::write(rt, obj, &Report::phase(phase)).await?;
+                    return Ok(Action::requeue(resync));
+                }
+                Err(e) => {
+                    report::write(rt, obj, &Report::phase(Phase::of_error(&e))).await?;
+                    return Err(e);
+                }
             }
-            return Ok(Action::requeue(wait));
         }
-        let (mut report, action) = match reconcile_endpoint(rt, obj).await {
+        let (mut report, mut action) = match reconcile_endpoint(rt, obj).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 report::write_error(rt, obj, &e).await;
@@ -91,10 +104,18 @@ impl Reconciler for RdsConnections {
         };
         if let (State::Ready, Some(endpoint)) = (report.phase.state, &report.endpoint) {
             let port = endpoint.port.unwrap_or(obj.spec.port);
-            if let Err(e) = report::apply_secret(&rt.ctx, obj, endpoint, port).await {
-                report.phase = Phase::of_error(&e);
-                report::write(rt, obj, &report).await?;
-                return Err(e);
+            match report::apply_secret(&rt.ctx, obj, endpoint, port).await {
+                Ok(SecretWrite::Written) => {}
+                // Left alone; looked at again when the object changes, or at the resync.
+                Ok(SecretWrite::Refused { message }) => {
+                    report.phase = Phase::stalled(Reason::SecretExists, message);
+                    action = Action::requeue(resync);
+                }
+                Err(e) => {
+                    report.phase = Phase::of_error(&e);
+                    report::write(rt, obj, &report).await?;
+                    return Err(e);
+                }
             }
         }
         report::write(rt, obj, &report).await?;
@@ -109,15 +130,21 @@ impl Reconciler for RdsConnections {
         cleanup::cleanup(rt, obj).await
     }
 
-    /// The instance whose public endpoint the object manages; created by it once its status
-    /// records an endpoint.
+    /// The instance whose public endpoint the object manages; created (or recorded) by it once
+    /// its status or its annotation names an endpoint.
     fn claim(obj: &RdsConnection) -> Option<Claim> {
+        let recorded = obj
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(CONNECTION_STRING_PREFIX_ANNOTATION));
         Some(Claim {
             key: format!("{}/{}", obj.spec.region, obj.spec.db_instance_id),
-            created: obj
-                .status
-                .as_ref()
-                .is_some_and(|s| s.connection_string.is_some()),
+            created: recorded
+                || obj
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.connection_string.is_some()),
         })
     }
 
@@ -149,10 +176,22 @@ async fn reconcile_endpoint(
         }
         Err(e) => return Err(e.into()),
     };
-    let managed = obj
-        .status
-        .as_ref()
-        .and_then(|s| s.connection_string.as_deref());
-    let step = decide::next_step(spec, managed, &observed);
+    let step = decide::next_step(spec, ownership(obj), &observed);
     act::act(rt, &scope, obj, step, observed).await
+}
+
+/// What `obj` remembers of its endpoint: `status.connectionString` and the prefix annotation.
+fn ownership(obj: &RdsConnection) -> Ownership<'_> {
+    Ownership {
+        managed: obj
+            .status
+            .as_ref()
+            .and_then(|s| s.connection_string.as_deref()),
+        annotated: obj
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CONNECTION_STRING_PREFIX_ANNOTATION))
+            .map(String::as_str),
+    }
 }

@@ -8,7 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use kube::runtime::controller::Action;
 
-pub use self::secret::{MANAGED_BY_LABEL, apply_secret, secret_from_status};
+pub use self::secret::{MANAGED_BY_LABEL, SecretWrite, apply_secret, secret_from_status};
 use super::decide::Step;
 use super::observe::Observed;
 use crate::cloud::CloudError;
@@ -36,8 +36,12 @@ reasons! {
         InvalidSpec,
         /// The instance does not exist.
         InstanceNotFound,
-        /// The instance has a public endpoint that is not ours.
-        PublicEndpointExists,
+        /// The instance has a public endpoint this object did not create, and `adopt` is not
+        /// set.
+        EndpointExists,
+        /// The Secret `writeConnectionSecretToRef` names exists and was not written by the
+        /// operator; it is left alone.
+        SecretExists,
         /// The prefix is in use by another instance.
         ConnectionStringTaken,
         /// A release is being retried.

@@ -15,6 +15,7 @@ fn spec(prefix: &str, port: i32) -> RdsConnectionSpec {
         babelfish_port: None,
         pg_bouncer_port: None,
         deletion_policy: DeletionPolicy::Delete,
+        adopt: false,
         credentials_ref: None,
         write_connection_secret_to_ref: None,
     }
@@ -52,6 +53,19 @@ fn observed(status: &str, endpoints: Vec<NetInfoEndpoint>) -> Observed {
     }
 }
 
+/// What the object remembers: `status.connectionString` and the prefix annotation.
+fn own<'a>(managed: Option<&'a str>, annotated: Option<&'a str>) -> Ownership<'a> {
+    Ownership { managed, annotated }
+}
+
+/// The spec with `adopt: true`.
+fn adopting(prefix: &str, port: i32) -> RdsConnectionSpec {
+    RdsConnectionSpec {
+        adopt: true,
+        ..spec(prefix, port)
+    }
+}
+
 fn kind(step: &Step) -> String {
     match step {
         Step::Ready { endpoint } => format!("Ready {}", endpoint.connection_string),
@@ -72,26 +86,37 @@ fn kind(step: &Step) -> String {
 
 #[test]
 fn next_step_table() {
-    let ours = "myapp-db.mysql.rds.aliyuncs.com";
-    let cases: Vec<(&str, RdsConnectionSpec, Option<&str>, Observed, &str)> = vec![
+    let ours = Some("myapp-db.mysql.rds.aliyuncs.com");
+    let nothing = own(None, None);
+    let cases: Vec<(&str, RdsConnectionSpec, Ownership, Observed, &str)> = vec![
         (
             "no public endpoint on a running instance: allocate",
             spec("myapp-db", 3306),
-            None,
+            nothing,
             observed("Running", vec![private("rm-test0001")]),
             "Allocate myapp-db:3306",
         ),
         (
             "no endpoint on a busy instance: wait, never allocate",
             spec("myapp-db", 3306),
-            None,
+            nothing,
             observed("Rebooting", vec![]),
             "Wait -",
         ),
         (
-            "endpoint created out of band with our prefix and port: adopt without allocate",
+            "endpoint created out of band with our prefix, adopt not set: stall, never take it",
             spec("myapp-db", 3306),
-            None,
+            nothing,
+            observed(
+                "Running",
+                vec![private("rm-test0001"), public("myapp-db", 3306)],
+            ),
+            "Stall EndpointExists",
+        ),
+        (
+            "endpoint created out of band with our prefix, adopt set: ready on it",
+            adopting("myapp-db", 3306),
+            nothing,
             observed(
                 "Running",
                 vec![private("rm-test0001"), public("myapp-db", 3306)],
@@ -99,58 +124,124 @@ fn next_step_table() {
             "Ready myapp-db.mysql.rds.aliyuncs.com",
         ),
         (
+            "adopt set, the endpoint has another prefix: taken over and modified like our own",
+            adopting("myapp-db", 4000),
+            nothing,
+            observed("Running", vec![public("legacy-name", 3306)]),
+            "Modify legacy-name.mysql.rds.aliyuncs.com -> myapp-db:4000",
+        ),
+        (
+            "adopt set, two public endpoints: the one with our prefix first",
+            adopting("myapp-db", 3306),
+            nothing,
+            observed(
+                "Running",
+                vec![public("legacy-name", 3306), public("myapp-db", 3306)],
+            ),
+            "Ready myapp-db.mysql.rds.aliyuncs.com",
+        ),
+        (
+            "adopt set, nothing to adopt: allocate",
+            adopting("myapp-db", 3306),
+            nothing,
+            observed("Running", vec![private("rm-test0001")]),
+            "Allocate myapp-db:3306",
+        ),
+        (
+            "annotation records our prefix, no status (crash after Allocate, restored object): ours",
+            spec("myapp-db", 3306),
+            own(None, Some("myapp-db")),
+            observed("Running", vec![public("myapp-db", 3306)]),
+            "Ready myapp-db.mysql.rds.aliyuncs.com",
+        ),
+        (
+            "annotation records our prefix, instance still creating it: wait on it",
+            spec("myapp-db", 3306),
+            own(None, Some("myapp-db")),
+            observed("NET_CREATING", vec![public("myapp-db", 3306)]),
+            "Wait myapp-db.mysql.rds.aliyuncs.com",
+        ),
+        (
+            "annotation records an older prefix (restored after a spec change): modify it",
+            spec("myapp-db-new", 3306),
+            own(None, Some("myapp-db")),
+            observed("Running", vec![public("myapp-db", 3306)]),
+            "Modify myapp-db.mysql.rds.aliyuncs.com -> myapp-db-new:3306",
+        ),
+        (
             "our endpoint right after allocate, instance still changing: wait",
             spec("myapp-db", 3306),
-            Some(ours),
+            own(ours, Some("myapp-db")),
             observed("DBInstanceNetTypeChanging", vec![public("myapp-db", 3306)]),
             "Wait myapp-db.mysql.rds.aliyuncs.com",
         ),
         (
+            "status names our endpoint, no annotation yet (made before it existed): ours",
+            spec("myapp-db", 3306),
+            own(ours, None),
+            observed("Running", vec![public("myapp-db", 3306)]),
+            "Ready myapp-db.mysql.rds.aliyuncs.com",
+        ),
+        (
             "port changed in the spec: modify the current endpoint",
             spec("myapp-db", 4000),
-            Some(ours),
+            own(ours, Some("myapp-db")),
             observed("Running", vec![public("myapp-db", 3306)]),
             "Modify myapp-db.mysql.rds.aliyuncs.com -> myapp-db:4000",
         ),
         (
             "port changed but the instance is busy: wait",
             spec("myapp-db", 4000),
-            Some(ours),
+            own(ours, Some("myapp-db")),
             observed("Rebooting", vec![public("myapp-db", 3306)]),
             "Wait myapp-db.mysql.rds.aliyuncs.com",
         ),
         (
             "prefix changed in the spec: modify the endpoint status names",
             spec("myapp-db-new", 3306),
-            Some(ours),
+            own(ours, Some("myapp-db")),
             observed("Running", vec![public("myapp-db", 3306)]),
             "Modify myapp-db.mysql.rds.aliyuncs.com -> myapp-db-new:3306",
         ),
         (
-            "prefix change already done (status write lost): adopt the new name",
+            "prefix change already done (status write lost): the annotation names the new name",
             spec("myapp-db-new", 3306),
-            Some(ours),
+            own(ours, Some("myapp-db-new")),
             observed("Running", vec![public("myapp-db-new", 3306)]),
             "Ready myapp-db-new.mysql.rds.aliyuncs.com",
         ),
         (
+            "an endpoint with the new prefix nobody asked for is not ours",
+            spec("myapp-db-new", 3306),
+            own(ours, Some("myapp-db")),
+            observed("Running", vec![public("myapp-db-new", 3306)]),
+            "Stall EndpointExists",
+        ),
+        (
             "rename to a prefix shorter than Modify accepts: stall, no call",
             spec("short", 3306),
-            Some(ours),
+            own(ours, Some("myapp-db")),
             observed("Running", vec![public("myapp-db", 3306)]),
             "Stall InvalidSpec",
         ),
         (
             "foreign public endpoint with another prefix: stall, never rename it",
             spec("myapp-db", 3306),
-            None,
+            nothing,
             observed("Running", vec![public("someone-else", 3306)]),
-            "Stall PublicEndpointExists",
+            "Stall EndpointExists",
+        ),
+        (
+            "annotation names a prefix the instance no longer has, a foreign endpoint is there",
+            spec("myapp-db", 3306),
+            own(ours, Some("myapp-db")),
+            observed("Running", vec![public("someone-else", 3306)]),
+            "Stall EndpointExists",
         ),
         (
             "foreign endpoint on a busy instance: wait before judging",
             spec("myapp-db", 3306),
-            None,
+            nothing,
             observed(
                 "DBInstanceNetTypeChanging",
                 vec![public("someone-else", 3306)],
@@ -160,27 +251,124 @@ fn next_step_table() {
         (
             "our endpoint vanished out of band: allocate again",
             spec("myapp-db", 3306),
-            Some(ours),
+            own(ours, Some("myapp-db")),
             observed("Running", vec![private("rm-test0001")]),
             "Allocate myapp-db:3306",
         ),
         (
             "unknown status string is transitional",
             spec("myapp-db", 3306),
-            None,
+            nothing,
             observed("NET_CREATING", vec![]),
             "Wait -",
         ),
         (
             "a private endpoint with our prefix is not ours",
             spec("myapp-db", 3306),
-            None,
+            nothing,
             observed("Running", vec![private("myapp-db")]),
             "Allocate myapp-db:3306",
         ),
     ];
-    for (name, spec, managed, observed, want) in cases {
-        assert_eq!(kind(&next_step(&spec, managed, &observed)), want, "{name}");
+    for (name, spec, owned, observed, want) in cases {
+        assert_eq!(kind(&next_step(&spec, owned, &observed)), want, "{name}");
+    }
+}
+
+#[test]
+fn the_endpoint_exists_message_names_the_endpoint_and_adopt() {
+    let step = next_step(
+        &spec("myapp-db", 3306),
+        own(None, None),
+        &observed("Running", vec![public("terraform-made", 3306)]),
+    );
+    let Step::Stall { message, .. } = step else {
+        panic!("expected a stall, got {step:?}");
+    };
+    assert!(
+        message.contains("terraform-made.mysql.rds.aliyuncs.com"),
+        "{message}"
+    );
+    assert!(message.contains("adopt: true"), "{message}");
+}
+
+#[test]
+fn prefix_to_record_table() {
+    let endpoint = public("myapp-db", 3306);
+    let allocate = Step::Allocate(requests::allocate(&spec("myapp-db", 3306)));
+    let modify = Step::Modify {
+        endpoint: endpoint.clone(),
+        request: requests::modify(&spec("myapp-db-new", 3306), &endpoint),
+    };
+    let ready = Step::Ready {
+        endpoint: endpoint.clone(),
+    };
+    let waiting = Step::WaitForInstance {
+        endpoint: Some(endpoint.clone()),
+    };
+    let stall = Step::Stall {
+        reason: Reason::EndpointExists,
+        message: String::new(),
+    };
+    let cases = [
+        (
+            "before Allocate: the prefix requested",
+            &allocate,
+            None,
+            Some("myapp-db"),
+        ),
+        (
+            "Allocate again with it recorded: no write",
+            &allocate,
+            Some("myapp-db"),
+            None,
+        ),
+        (
+            "before Modify: the new prefix",
+            &modify,
+            Some("myapp-db"),
+            Some("myapp-db-new"),
+        ),
+        (
+            "Ready without annotation (older object): its prefix",
+            &ready,
+            None,
+            Some("myapp-db"),
+        ),
+        (
+            "Ready, annotation stale: corrected",
+            &ready,
+            Some("old-name"),
+            Some("myapp-db"),
+        ),
+        (
+            "Ready, annotation right: no write",
+            &ready,
+            Some("myapp-db"),
+            None,
+        ),
+        (
+            "waiting on a known endpoint, no annotation: its prefix",
+            &waiting,
+            None,
+            Some("myapp-db"),
+        ),
+        (
+            "waiting during a rename: the annotation is kept",
+            &waiting,
+            Some("myapp-db-new"),
+            None,
+        ),
+        (
+            "waiting with nothing known",
+            &Step::WaitForInstance { endpoint: None },
+            None,
+            None,
+        ),
+        ("stalled: nothing", &stall, None, None),
+    ];
+    for (name, step, annotated, want) in cases {
+        assert_eq!(prefix_to_record(step, annotated).as_deref(), want, "{name}");
     }
 }
 
@@ -197,7 +385,11 @@ fn optional_ports_are_compared_only_when_the_spec_sets_them() {
     );
     s.pg_bouncer_port = Some(5432);
     assert!(!matches_spec(&s, &ep));
-    let step = next_step(&s, None, &observed("Running", vec![ep]));
+    let step = next_step(
+        &s,
+        own(None, Some("myapp-db")),
+        &observed("Running", vec![ep]),
+    );
     match step {
         Step::Modify { request, .. } => assert_eq!(request.pg_bouncer_port, Some(5432)),
         other => panic!("expected Modify, got {other:?}"),
@@ -206,39 +398,43 @@ fn optional_ports_are_compared_only_when_the_spec_sets_them() {
 
 #[test]
 fn after_duplicate_table() {
-    let cases: Vec<(&str, RdsConnectionSpec, Option<&str>, Observed, &str)> = vec![
+    let cases: Vec<(&str, RdsConnectionSpec, Ownership, Observed, &str)> = vec![
         (
-            "duplicate and the endpoint is on our instance: adopt (earlier attempt succeeded)",
+            "duplicate and the endpoint we requested is on our instance: ours (an earlier attempt \
+             succeeded)",
             spec("myapp-db", 3306),
-            None,
+            own(None, Some("myapp-db")),
             observed("DBInstanceNetTypeChanging", vec![public("myapp-db", 3306)]),
             "Wait myapp-db.mysql.rds.aliyuncs.com",
         ),
         (
             "duplicate and nothing on our instance: the prefix belongs to someone else",
             spec("myapp-db", 3306),
-            None,
+            own(None, Some("myapp-db")),
             observed("Running", vec![private("rm-test0001")]),
             "Stall ConnectionStringTaken",
         ),
         (
             "duplicate on a rename: the new prefix is taken elsewhere",
             spec("myapp-db-new", 3306),
-            Some("myapp-db.mysql.rds.aliyuncs.com"),
+            own(
+                Some("myapp-db.mysql.rds.aliyuncs.com"),
+                Some("myapp-db-new"),
+            ),
             observed("Running", vec![public("myapp-db", 3306)]),
             "Stall ConnectionStringTaken",
         ),
         (
             "duplicate because a foreign endpoint exists: say so",
             spec("myapp-db", 3306),
-            None,
+            own(None, Some("myapp-db")),
             observed("Running", vec![public("other-one", 3306)]),
-            "Stall PublicEndpointExists",
+            "Stall EndpointExists",
         ),
     ];
-    for (name, spec, managed, observed, want) in cases {
+    for (name, spec, owned, observed, want) in cases {
         assert_eq!(
-            kind(&after_duplicate(&spec, managed, &observed)),
+            kind(&after_duplicate(&spec, owned, &observed)),
             want,
             "{name}"
         );
@@ -381,29 +577,74 @@ fn release_targets_only_our_endpoint() {
         instance_network_type: None,
         endpoints: eps,
     };
+    let released = |spec: &RdsConnectionSpec, owned: Ownership, net_info: &InstanceNetInfo| {
+        endpoint_to_release(spec, owned, net_info).map(|e| e.connection_string.clone())
+    };
+    let ours = "myapp-db.mysql.rds.aliyuncs.com";
     let with_ours = net(vec![private("rm-x"), public("myapp-db", 3306)]);
-    assert_eq!(
-        endpoint_to_release(&s, None, &with_ours).map(|e| e.connection_string.as_str()),
-        Some("myapp-db.mysql.rds.aliyuncs.com")
-    );
     let foreign = net(vec![public("someone-else", 3306)]);
-    assert_eq!(
-        endpoint_to_release(&s, None, &foreign),
-        None,
-        "never release a foreign endpoint"
-    );
     let renamed = spec("myapp-db-new", 3306);
-    assert_eq!(
-        endpoint_to_release(
+    let cases = [
+        (
+            "named by the status",
+            &s,
+            own(Some(ours), None),
+            &with_ours,
+            Some(ours),
+        ),
+        (
+            "recorded in the annotation",
+            &s,
+            own(None, Some("myapp-db")),
+            &with_ours,
+            Some(ours),
+        ),
+        (
+            "the spec's prefix alone, made by someone else: never released",
+            &s,
+            own(None, None),
+            &with_ours,
+            None,
+        ),
+        (
+            "adopted",
+            &adopting("myapp-db", 3306),
+            own(None, None),
+            &with_ours,
+            Some(ours),
+        ),
+        (
+            "adopted whatever its prefix",
+            &adopting("myapp-db", 3306),
+            own(None, None),
+            &foreign,
+            Some("someone-else.mysql.rds.aliyuncs.com"),
+        ),
+        (
+            "a foreign endpoint",
+            &s,
+            own(None, Some("myapp-db")),
+            &foreign,
+            None,
+        ),
+        (
+            "a pending rename still releases the endpoint status names",
             &renamed,
-            Some("myapp-db.mysql.rds.aliyuncs.com"),
-            &with_ours
-        )
-        .map(|e| e.connection_string.as_str()),
-        Some("myapp-db.mysql.rds.aliyuncs.com"),
-        "a pending rename still releases the endpoint status names"
-    );
-    assert_eq!(endpoint_to_release(&s, None, &net(vec![])), None);
+            own(Some(ours), Some("myapp-db-new")),
+            &with_ours,
+            Some(ours),
+        ),
+        (
+            "nothing on the instance",
+            &s,
+            own(Some(ours), Some("myapp-db")),
+            &net(vec![]),
+            None,
+        ),
+    ];
+    for (name, spec, owned, net_info, want) in cases {
+        assert_eq!(released(spec, owned, net_info).as_deref(), want, "{name}");
+    }
 }
 
 #[test]

@@ -1,5 +1,10 @@
 //! The endpoint Secret: `host`, `port` and `endpoint` of the public endpoint, in the Secret
 //! `writeConnectionSecretToRef` names, owned by the RdsConnection.
+//!
+//! Only a Secret the operator created (it carries [`MANAGED_BY_LABEL`]) is ever written: an
+//! existing Secret of the user's is never overwritten nor given an ownerReference, which would
+//! hand its lifetime to the RdsConnection (the garbage collector would delete it, with all its
+//! keys, together with the object). Such a Secret stalls the object with `SecretExists`.
 
 use std::collections::BTreeMap;
 
@@ -30,12 +35,29 @@ pub fn secret_data(endpoint: &EndpointView, port: i32) -> BTreeMap<String, ByteS
     ])
 }
 
-/// Refuses to write into a Secret controlled by another object, or into a credentials Secret
-/// objects use: taking it over would hand its lifetime to this RdsConnection, and the garbage
-/// collector would delete it with this object.
-pub fn check_secret_owner(existing: Option<&Secret>, obj: &RdsConnection) -> Result<(), Error> {
+/// What became of the endpoint Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretWrite {
+    /// The Secret holds the endpoint (or the spec names no Secret).
+    Written,
+    /// A Secret the operator did not create has the name; it was left alone.
+    Refused {
+        /// The `Stalled` condition's message (reason `SecretExists`): which Secret, and what
+        /// to do.
+        message: String,
+    },
+}
+
+/// Whether the existing Secret (if any) may be written. Refuses, as an error (`SecretNotUsable`),
+/// a credentials Secret objects use and a Secret controlled by another object; answers
+/// `Ok(Some(message))` for any other Secret that lacks [`MANAGED_BY_LABEL`]: the user's own,
+/// left alone (`SecretExists`). `Ok(None)`: absent (it is created) or written by the operator.
+pub fn check_secret_owner(
+    existing: Option<&Secret>,
+    obj: &RdsConnection,
+) -> Result<Option<String>, Error> {
     let Some(secret) = existing else {
-        return Ok(());
+        return Ok(None);
     };
     let meta = secret.meta();
     if credentials::is_marked(meta) {
@@ -60,24 +82,44 @@ pub fn check_secret_owner(existing: Option<&Secret>, obj: &RdsConnection) -> Res
             owner.kind,
             owner.name
         ))),
-        None => Ok(()),
+        None if !managed_by_operator(meta) => Ok(Some(format!(
+            "Secret {}/{} exists and was not created by the operator (it lacks the label {}={}); \
+             it is left alone: point writeConnectionSecretToRef at another name, or delete that \
+             Secret or add the label to hand it over to this object",
+            secret.namespace().unwrap_or_default(),
+            secret.name_any(),
+            MANAGED_BY_LABEL.0,
+            MANAGED_BY_LABEL.1
+        ))),
+        None => Ok(None),
     }
 }
 
+/// Whether `meta` carries [`MANAGED_BY_LABEL`].
+fn managed_by_operator(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL.0))
+        .is_some_and(|v| v == MANAGED_BY_LABEL.1)
+}
+
 /// Creates or updates the endpoint Secret named by `writeConnectionSecretToRef`, owned by
-/// `obj` (controller reference), by server-side apply.
+/// `obj` (controller reference), by server-side apply; a Secret the operator did not create is
+/// left alone ([`SecretWrite::Refused`]).
 pub async fn apply_secret(
     ctx: &Context,
     obj: &RdsConnection,
     endpoint: &EndpointView,
     port: i32,
-) -> Result<(), Error> {
+) -> Result<SecretWrite, Error> {
     let Some(target) = &obj.spec.write_connection_secret_to_ref else {
-        return Ok(());
+        return Ok(SecretWrite::Written);
     };
     let namespace = obj.namespace().unwrap_or_default();
     let api: Api<Secret> = ctx.api(&namespace);
-    check_secret_owner(api.get_opt(&target.name).await?.as_ref(), obj)?;
+    if let Some(message) = check_secret_owner(api.get_opt(&target.name).await?.as_ref(), obj)? {
+        return Ok(SecretWrite::Refused { message });
+    }
     let owner = obj.controller_owner_ref(&()).ok_or_else(|| {
         Error::Secret("the RdsConnection has no uid yet, so it cannot own a Secret".into())
     })?;
@@ -102,16 +144,16 @@ pub async fn apply_secret(
         &Patch::Apply(&secret),
     )
     .await?;
-    Ok(())
+    Ok(SecretWrite::Written)
 }
 
 /// Re-applies the Secret from what the status recorded (Ready, nothing to read).
-pub async fn secret_from_status(ctx: &Context, obj: &RdsConnection) -> Result<(), Error> {
+pub async fn secret_from_status(ctx: &Context, obj: &RdsConnection) -> Result<SecretWrite, Error> {
     let Some(status) = &obj.status else {
-        return Ok(());
+        return Ok(SecretWrite::Written);
     };
     let Some(connection_string) = &status.connection_string else {
-        return Ok(());
+        return Ok(SecretWrite::Written);
     };
     let endpoint = EndpointView {
         connection_string: connection_string.clone(),
@@ -149,9 +191,16 @@ mod tests {
         .expect("spec");
         let mut obj = RdsConnection::new("conn", spec);
         obj.metadata.uid = Some("uid-1".into());
+        let ours = || {
+            Some(BTreeMap::from([(
+                MANAGED_BY_LABEL.0.to_owned(),
+                MANAGED_BY_LABEL.1.to_owned(),
+            )]))
+        };
         let owned_by = |uid: &str, controller: bool| Secret {
             metadata: ObjectMeta {
                 name: Some("endpoint".into()),
+                labels: ours(),
                 owner_references: Some(vec![OwnerReference {
                     api_version: "v1".into(),
                     kind: "Other".into(),
@@ -164,21 +213,47 @@ mod tests {
             },
             ..Secret::default()
         };
+        let may_write =
+            |secret: Option<&Secret>| matches!(check_secret_owner(secret, &obj), Ok(None));
+        assert!(may_write(None), "absent: we create it");
+        assert!(may_write(Some(&owned_by("uid-1", true))), "ours");
         assert!(
-            check_secret_owner(None, &obj).is_ok(),
-            "absent: we create it"
+            may_write(Some(&owned_by("uid-2", false))),
+            "ours, with a non-controller owner besides"
         );
+        let labelled = Secret {
+            metadata: ObjectMeta {
+                labels: ours(),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        };
         assert!(
-            check_secret_owner(Some(&Secret::default()), &obj).is_ok(),
-            "unowned: we take it"
+            may_write(Some(&labelled)),
+            "written by the operator (its owner gone)"
         );
+        let users = Secret {
+            metadata: ObjectMeta {
+                name: Some("endpoint".into()),
+                namespace: Some("apps".into()),
+                labels: Some(BTreeMap::from([("app".into(), "web".into())])),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        };
+        let message = check_secret_owner(Some(&users), &obj)
+            .expect("not an error")
+            .expect("the user's Secret is refused");
+        assert!(message.contains("apps/endpoint"), "{message}");
+        assert!(message.contains(MANAGED_BY_LABEL.0), "{message}");
+        let mut other_value = labelled.clone();
+        other_value.metadata.labels = Some(BTreeMap::from([(
+            MANAGED_BY_LABEL.0.to_owned(),
+            "helm".to_owned(),
+        )]));
         assert!(
-            check_secret_owner(Some(&owned_by("uid-1", true)), &obj).is_ok(),
-            "ours"
-        );
-        assert!(
-            check_secret_owner(Some(&owned_by("uid-2", false)), &obj).is_ok(),
-            "non-controller owner"
+            !may_write(Some(&other_value)),
+            "managed by another tool is not ours"
         );
         let err = check_secret_owner(Some(&owned_by("uid-2", true)), &obj).expect_err("foreign");
         assert_eq!(err.reason(), "SecretNotUsable");
