@@ -7,15 +7,15 @@ mod inventory;
 use kube::ResourceExt;
 
 pub use self::inventory::{PlanInventory, Sighting, describe_one};
-
-/// How soon a reconcile looks again when its plan is not observed yet (its account's sweep
-/// is still running).
-pub const NOT_OBSERVED_REQUEUE: std::time::Duration = std::time::Duration::from_secs(3);
 use crate::cloud::Scope;
 use crate::cloud::dbs::BackupPlanDetail;
 use crate::controller::Error;
 use crate::controller::runtime::Runtime;
 use crate::crd::BackupPlan;
+
+/// How soon a reconcile looks again when its plan is not observed yet (its account's sweep
+/// is still running).
+pub const NOT_OBSERVED_REQUEUE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What the cloud said about a plan the object refers to.
 #[derive(Clone, Debug, PartialEq)]
