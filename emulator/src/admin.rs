@@ -99,7 +99,8 @@ async fn clear_faults(AxState(shared): AxState<Shared>) -> Response {
     ok()
 }
 
-/// PUT /faults/{action}.
+/// PUT /faults/{action}: the standing rule of the action (or `*`) for the body's `accountId`, or
+/// for every account.
 async fn set_fault(
     AxState(shared): AxState<Shared>,
     Path(action): Path<String>,
@@ -114,6 +115,9 @@ async fn set_fault(
             StatusCode::BAD_REQUEST,
             "errorRate must be 0..1 and httpStatus a valid status",
         );
+    }
+    if rule.account_id.as_deref() == Some("") {
+        return fail(StatusCode::BAD_REQUEST, "accountId must not be empty");
     }
     shared.lock().faults.set_rule(&action, rule);
     ok()

@@ -202,7 +202,7 @@ fn admit(
             "Request was denied due to user flow control.",
         ));
     }
-    let decision = state.faults.decide(&call.action);
+    let decision = state.faults.decide(&call.action, &who.account_id);
     Ok((who, decision.latency_ms, decision.error))
 }
 

@@ -121,6 +121,41 @@ async fn fault_rate_one_fails_every_call_and_one_shots_fail_next_n() {
 }
 
 #[tokio::test]
+async fn a_fault_rule_with_an_account_id_affects_only_that_accounts_calls() {
+    let (emu, c) = start_client().await;
+    let other = json!({"accessKeyId": "ak-other", "accessKeySecret": "other-secret"});
+    admin_ok(&emu, "POST", "/accounts", Some(other)).await;
+    let b = c.with_key("ak-other", "other-secret", None);
+    let fail_b =
+        json!({"accountId": "ak-other", "errorRate": 1.0, "code": "Boom", "httpStatus": 500});
+    admin_ok(&emu, "PUT", "/faults/*", Some(fail_b)).await;
+    b.dbs("DescribeBackupPlanList", &[])
+        .await
+        .assert_code(500, "Boom");
+    assert_eq!(c.dbs("DescribeBackupPlanList", &[]).await.status, 200);
+    // The account's rule wins over the rule of every account, whichever came first.
+    let slow_all = json!({"latencyMs": 300, "errorRate": 1.0, "code": "Everyone"});
+    admin_ok(
+        &emu,
+        "PUT",
+        "/faults/DescribeBackupPlanList",
+        Some(slow_all),
+    )
+    .await;
+    b.dbs("DescribeBackupPlanList", &[])
+        .await
+        .assert_code(500, "Boom");
+    let started = std::time::Instant::now();
+    c.dbs("DescribeBackupPlanList", &[])
+        .await
+        .assert_code(503, "Everyone");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    let (status, _) = admin(&emu, "PUT", "/faults/*", Some(json!({"accountId": ""}))).await;
+    assert_eq!(status, 400, "an empty accountId is refused");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn exceeding_a_quota_returns_throttling_user() {
     let (emu, c) = start_client().await;
     let quota = json!({"perSecond": 2});

@@ -130,7 +130,10 @@ impl Reconciler for BackupPlans {
 
     async fn apply(&self, obj: &BackupPlan, rt: &Runtime<BackupPlan>) -> Result<Action, Error> {
         let mut status = obj.status.clone().unwrap_or_default();
-        let outcome = self.step(obj, rt, &mut status).await;
+        let Some(outcome) = self.step(obj, rt, &mut status).await.transpose() else {
+            // Not observed yet (its account is still being listed): nothing to report.
+            return Ok(Action::requeue(observe::NOT_OBSERVED_REQUEUE));
+        };
         report::report(rt, obj, status, outcome).await
     }
 
@@ -156,13 +159,14 @@ impl Reconciler for BackupPlans {
 }
 
 impl BackupPlans {
-    /// Observe → decide → act; `status` is updated with what the step learnt and sent.
+    /// Observe → decide → act; `status` is updated with what the step learnt and sent. `None`:
+    /// the plan is not observed yet, and nothing was done.
     async fn step(
         &self,
         obj: &BackupPlan,
         rt: &Runtime<BackupPlan>,
         status: &mut BackupPlanStatus,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Option<Outcome>, Error> {
         let config = &rt.ctx.config;
         let plan_name = requests::plan_name(
             &obj.spec,
@@ -187,7 +191,7 @@ impl BackupPlans {
         // What needs no cloud call comes first: a bad spec makes none.
         let step = decide::decide(&facts, Timestamp::now());
         if matches!(step, Step::Stalled { .. }) {
-            return Ok(report::settle(id.as_deref(), &step, config));
+            return Ok(Some(report::settle(id.as_deref(), &step, config)));
         }
         if obj.spec.backup_plan_id.is_none()
             && let Some(id) = &status.backup_plan_id
@@ -196,7 +200,10 @@ impl BackupPlans {
             // An object from before the annotation existed: record its plan where it lasts.
             act::record_plan_id(rt, obj, id).await?;
         }
-        let observed = observe::observe(rt, &self.inventory, obj, id.as_deref()).await?;
+        let Some(observed) = observe::observe(rt, &self.inventory, obj, id.as_deref()).await?
+        else {
+            return Ok(None);
+        };
         facts.current_password_version = observed.password_version();
         facts.observed = observed.sighting.as_ref().map(|s| &s.observation);
         let step = decide::decide(&facts, Timestamp::now());
@@ -216,6 +223,7 @@ impl BackupPlans {
             status,
         )
         .await
+        .map(Some)
     }
 }
 

@@ -13,6 +13,10 @@ use crate::controller::Error;
 use crate::controller::runtime::Runtime;
 use crate::crd::BackupPlan;
 
+/// How soon a reconcile looks again when its plan is not observed yet (its account's sweep
+/// is still running).
+pub const NOT_OBSERVED_REQUEUE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What the cloud said about a plan the object refers to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Observation {
@@ -44,13 +48,14 @@ impl Observed {
     }
 }
 
-/// Resolves credentials (marking their Secret in use) and the password, and observes plan `id`.
+/// Resolves credentials (marking their Secret in use) and the password, and observes plan `id`;
+/// `None` when the plan is not observed yet (see [`PlanInventory::observe`]).
 pub async fn observe(
     rt: &Runtime<BackupPlan>,
     inventory: &PlanInventory,
     obj: &BackupPlan,
     id: Option<&str>,
-) -> Result<Observed, Error> {
+) -> Result<Option<Observed>, Error> {
     let ctx = &rt.ctx;
     let spec = &obj.spec;
     let ns = obj.namespace().unwrap_or_default();
@@ -64,13 +69,16 @@ pub async fn observe(
     let sighting = match id {
         Some(id) => {
             let max_age = ctx.config.resync_period.mul_f64(0.9);
-            Some(inventory.observe(&*ctx.dbs, &scope, id, max_age).await?)
+            match inventory.observe(&ctx.dbs, &scope, id, max_age).await? {
+                Some(s) => Some(s),
+                None => return Ok(None),
+            }
         }
         None => None,
     };
-    Ok(Observed {
+    Ok(Some(Observed {
         scope,
         password,
         sighting,
-    })
+    }))
 }

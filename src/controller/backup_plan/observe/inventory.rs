@@ -2,15 +2,22 @@
 //! (access key id, region) and resync period feeds the status of every object, instead of one
 //! describe per object. A plan the controller has just changed is read once by id.
 //!
-//! Sweeps are lazy: the first reconcile that needs a plan of a stale (key, region) runs the
-//! sweep while the others of that key wait for it and then read the cache. There is therefore
-//! no background task to start or stop.
+//! Sweeps are lazy, and never run inside a reconcile: the first reconcile that needs a plan of a
+//! stale (key, region) starts the sweep in a task of its own, and the reconciles of that key wait
+//! for it until [`SWEEP_WAIT`] after it started, no longer. A sweep that takes longer (a slow or
+//! unreachable account, up to [`MAX_PAGES`] pages with the client's retries) holds no reconcile
+//! slot meanwhile: the reconcile goes on with the plan's previous sighting, or hears that the plan
+//! is not observed yet and looks again soon; reconciles arriving later do not wait at all. One
+//! slow account therefore costs the controller's concurrency slots at most [`SWEEP_WAIT`] per
+//! waiting reconcile and sweep, and never starves the objects of the other accounts, nor
+//! deletions, which describe by id and never wait for a sweep.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Observation;
@@ -27,6 +34,8 @@ const MAX_PAGES: u32 = 1000;
 /// A (key, region) cache unused for this many sweep periods is dropped: temporary (STS) keys
 /// rotate, and each new key id starts a cache of its own.
 const IDLE_SWEEP_PERIODS: u32 = 3;
+/// How long after a sweep started reconciles wait for it before they go on without it.
+pub const SWEEP_WAIT: Duration = Duration::from_secs(2);
 
 /// The one DBS call the inventory makes; every [`DbsApi`] makes it.
 #[async_trait]
@@ -53,6 +62,9 @@ impl<T: DbsApi + ?Sized> ListPlans for T {
 /// Whose plans a sweep lists: an account in a region.
 type SweepKey = (String, String);
 
+/// How a sweep ended, as the reconciles that wait for it see it: `None` while it runs.
+type SweepEnd = Option<Result<(), CloudError>>;
+
 /// A plan as last seen, and when.
 #[derive(Clone, Debug)]
 pub struct Sighting {
@@ -67,14 +79,14 @@ pub struct Sighting {
 struct RegionPlans {
     last_sweep: Option<Instant>,
     last_used: Option<Instant>,
-    /// When the last sweep failed, and why.
-    failed_sweep: Option<(Instant, CloudError)>,
+    /// The sweep running now, if any: until when reconciles wait for it, and how it ended,
+    /// once it has.
+    running: Option<(Instant, watch::Receiver<SweepEnd>)>,
     plans: HashMap<String, Sighting>,
 }
 
 #[derive(Default)]
 struct Region {
-    sweeping: tokio::sync::Mutex<()>,
     plans: Mutex<RegionPlans>,
 }
 
@@ -102,49 +114,48 @@ impl PlanInventory {
     /// The plan as DBS has it: from a sweep at most `max_age` old, or read by id when the
     /// controller just changed it or the sweep did not list it (a plan absent from both is
     /// `Missing`).
-    pub async fn observe<D: ListPlans + ?Sized>(
+    ///
+    /// When the cache is stale, the sweep (started here unless one runs) is waited for until
+    /// [`SWEEP_WAIT`] after it started; if it is not done by then, the answer is the plan's
+    /// previous sighting, or `None` (not observed yet: look again soon) when there is none. Reconciles that waited
+    /// for a sweep that failed share its error instead of each repeating the whole listing
+    /// (10,000 objects would mean 10,000 sweeps).
+    pub async fn observe<D: ListPlans + ?Sized + 'static>(
         &self,
-        dbs: &D,
+        dbs: &Arc<D>,
         scope: &Scope,
         backup_plan_id: &str,
         max_age: Duration,
-    ) -> Result<Sighting, CloudError> {
+    ) -> Result<Option<Sighting>, CloudError> {
         let region = self.region(scope, max_age);
         let changed = lock(&self.changed).remove(backup_plan_id);
         if !changed {
             if let Some(s) = fresh(&region, backup_plan_id, max_age) {
-                return Ok(s);
+                return Ok(Some(s));
             }
-            let arrived = Instant::now();
-            let _sweeping = region.sweeping.lock().await;
-            let (stale, failed) = {
-                let plans = lock(&region.plans);
-                let failed = plans
-                    .failed_sweep
-                    .as_ref()
-                    .filter(|(at, _)| *at > arrived)
-                    .map(|(_, e)| copy(e));
-                (
-                    plans.last_sweep.is_none_or(|t| t.elapsed() >= max_age),
-                    failed,
-                )
-            };
-            if stale {
-                // Reconciles that waited for a sweep that failed share its error instead of
-                // each repeating the whole listing (10,000 objects would mean 10,000 sweeps).
-                if let Some(e) = failed {
-                    return Err(e);
+            match start_sweep(dbs, scope, &region, max_age) {
+                // A sweep ended within `max_age` and did not list the plan.
+                None => {}
+                Some((deadline, mut end)) => {
+                    let waited = tokio::time::timeout_at(deadline, end.wait_for(Option::is_some));
+                    match waited.await {
+                        Ok(Ok(ended)) => {
+                            if let Some(Err(e)) = &*ended {
+                                return Err(copy(e));
+                            }
+                            // What the sweep listed (or a describe by id learnt since) is as new
+                            // as DBS can tell, even when the sweep itself took over `max_age`.
+                            if let Some(s) = sighted(&region, backup_plan_id) {
+                                return Ok(Some(s));
+                            }
+                        }
+                        // Still sweeping (or the sweep's task is gone): go on without it.
+                        Ok(Err(_)) | Err(_) => return Ok(sighted(&region, backup_plan_id)),
+                    }
                 }
-                if let Err(e) = sweep(dbs, scope, &region).await {
-                    lock(&region.plans).failed_sweep = Some((Instant::now(), copy(&e)));
-                    return Err(e);
-                }
-            }
-            if let Some(s) = fresh(&region, backup_plan_id, max_age) {
-                return Ok(s);
             }
         }
-        let result = describe_one(dbs, scope, backup_plan_id).await;
+        let result = describe_one(&**dbs, scope, backup_plan_id).await;
         if result.is_err() && changed {
             self.mark_changed(backup_plan_id);
         }
@@ -156,7 +167,7 @@ impl PlanInventory {
         lock(&region.plans)
             .plans
             .insert(backup_plan_id.to_owned(), sighting.clone());
-        Ok(sighting)
+        Ok(Some(sighting))
     }
 
     /// The cache of the scope's (key, region); drops the caches of keys no longer used.
@@ -174,6 +185,42 @@ impl PlanInventory {
         lock(&region.plans).last_used = Some(Instant::now());
         region
     }
+}
+
+/// Until when to wait for the region's sweep, and its end: the sweep running, or one started now
+/// in a task of its own. `None` when a sweep ended less than `max_age` ago.
+fn start_sweep<D: ListPlans + ?Sized + 'static>(
+    dbs: &Arc<D>,
+    scope: &Scope,
+    region: &Arc<Region>,
+    max_age: Duration,
+) -> Option<(Instant, watch::Receiver<SweepEnd>)> {
+    let mut plans = lock(&region.plans);
+    if plans.last_sweep.is_some_and(|t| t.elapsed() < max_age) {
+        return None;
+    }
+    // A closed channel: the sweep's task ended without a word (it panicked); start another.
+    if let Some(running) = plans
+        .running
+        .as_ref()
+        .filter(|(_, e)| e.has_changed().is_ok())
+    {
+        return Some(running.clone());
+    }
+    let (tell, end) = watch::channel(None);
+    let running = (Instant::now() + SWEEP_WAIT, end);
+    plans.running = Some(running.clone());
+    drop(plans);
+    let (dbs, scope, region) = (dbs.clone(), scope.clone(), region.clone());
+    tokio::spawn(async move {
+        let ended = sweep(&*dbs, &scope, &region).await;
+        if let Err(e) = &ended {
+            tracing::debug!(region = %scope.region, error = %e, "sweeping DBS backup plans failed");
+        }
+        lock(&region.plans).running = None;
+        tell.send_replace(Some(ended));
+    });
+    Some(running)
 }
 
 /// A copy of a sweep's error for another reconcile that waited for that sweep.
@@ -197,6 +244,11 @@ fn fresh(region: &Region, id: &str, max_age: Duration) -> Option<Sighting> {
         .get(id)
         .filter(|s| s.seen.elapsed() < max_age)
         .cloned()
+}
+
+/// The plan's latest sighting, however old.
+fn sighted(region: &Region, id: &str) -> Option<Sighting> {
+    lock(&region.plans).plans.get(id).cloned()
 }
 
 /// Lists every page of plans of the scope's account and region into the cache.
@@ -297,6 +349,8 @@ mod tests {
         release_page_one: Notify,
         lists: AtomicUsize,
         fail_lists: bool,
+        /// The listings of this access key never end.
+        stuck_key: Option<&'static str>,
     }
 
     impl Listing {
@@ -331,7 +385,7 @@ mod tests {
     impl ListPlans for Listing {
         async fn list_plans(
             &self,
-            _: &Scope,
+            scope: &Scope,
             req: &DescribeBackupPlanList,
         ) -> Result<BackupPlanPage, CloudError> {
             if let Some(id) = &req.backup_plan_id {
@@ -347,6 +401,9 @@ mod tests {
                 });
             }
             self.lists.fetch_add(1, Ordering::SeqCst);
+            if self.stuck_key == Some(scope.credentials.access_key_id.as_str()) {
+                std::future::pending::<()>().await;
+            }
             if self.fail_lists {
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 return Err(CloudError {
@@ -383,6 +440,16 @@ mod tests {
 
     const MAX_AGE: Duration = Duration::from_secs(60);
 
+    /// Waits until no sweep runs.
+    async fn sweeps_end(inventory: &PlanInventory) {
+        while lock(&inventory.regions)
+            .values()
+            .any(|r| lock(&r.plans).running.is_some())
+        {
+            tokio::task::yield_now().await;
+        }
+    }
+
     fn period(s: &Sighting) -> Option<String> {
         match &s.observation {
             Observation::Found(d) => d.backup_period.clone(),
@@ -402,7 +469,7 @@ mod tests {
             let (dbs, inventory) = (dbs.clone(), inventory.clone());
             tokio::spawn(async move {
                 inventory
-                    .observe(&*dbs, &scope("ak"), "dbsbbbb", MAX_AGE)
+                    .observe(&dbs, &scope("ak"), "dbsbbbb", MAX_AGE)
                     .await
             })
         };
@@ -412,18 +479,20 @@ mod tests {
         dbs.set_period("dbsaaaa", "TUESDAY");
         inventory.mark_changed("dbsaaaa");
         let read = inventory
-            .observe(&*dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
+            .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
             .await
-            .expect("observe");
+            .expect("observe")
+            .expect("read by id");
         assert_eq!(period(&read).as_deref(), Some("TUESDAY"));
         // The sweep finishes with its older page 0.
         dbs.release_page_one.notify_one();
         sweeping.await.expect("join").expect("sweep");
 
         let next = inventory
-            .observe(&*dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
+            .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
             .await
-            .expect("observe");
+            .expect("observe")
+            .expect("swept");
         assert_eq!(
             period(&next).as_deref(),
             Some("TUESDAY"),
@@ -443,7 +512,7 @@ mod tests {
             .map(|id| {
                 let (dbs, inventory) = (dbs.clone(), inventory.clone());
                 tokio::spawn(
-                    async move { inventory.observe(&*dbs, &scope("ak"), id, MAX_AGE).await },
+                    async move { inventory.observe(&dbs, &scope("ak"), id, MAX_AGE).await },
                 )
             })
             .collect();
@@ -459,7 +528,7 @@ mod tests {
 
         // A later reconcile tries again.
         let again = inventory
-            .observe(&*dbs, &scope("ak"), "dbs0001", MAX_AGE)
+            .observe(&dbs, &scope("ak"), "dbs0001", MAX_AGE)
             .await;
         assert!(again.is_err());
         assert_eq!(dbs.lists.load(Ordering::SeqCst), 2);
@@ -467,14 +536,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn caches_of_rotated_keys_are_dropped() {
-        let dbs = Listing::with(&[("dbsaaaa", "MONDAY")], false);
+        let dbs = Arc::new(Listing::with(&[("dbsaaaa", "MONDAY")], false));
         let inventory = PlanInventory::default();
         // Temporary credentials: every refresh brings a new access key id.
         for key in ["STS.one", "STS.two", "STS.three", "STS.four"] {
             inventory
                 .observe(&dbs, &scope(key), "dbsaaaa", MAX_AGE)
                 .await
-                .expect("observe");
+                .expect("observe")
+                .expect("swept");
             tokio::time::advance(MAX_AGE * 4).await;
         }
         assert_eq!(dbs.lists.load(Ordering::SeqCst), 4, "one sweep per key");
@@ -483,5 +553,123 @@ mod tests {
             1,
             "only the key in use keeps a cache"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_sweep_holds_a_reconcile_no_longer_than_the_bound() {
+        let dbs = Arc::new(Listing::with(
+            &[("dbsaaaa", "MONDAY"), ("dbsbbbb", "MONDAY")],
+            true,
+        ));
+        let inventory = PlanInventory::default();
+        // The first sweep hangs at page 1: nothing was ever seen of the plan.
+        let started = Instant::now();
+        let first = inventory
+            .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
+            .await
+            .expect("no error");
+        assert!(first.is_none(), "a plan never seen is not observed yet");
+        assert!(
+            started.elapsed() <= SWEEP_WAIT,
+            "waited {:?}",
+            started.elapsed()
+        );
+        // Past the bound, a reconcile of another plan of that key does not wait at all (the
+        // clock is paused: no time passes unless something waits).
+        let started = Instant::now();
+        let other = inventory
+            .observe(&dbs, &scope("ak"), "dbsbbbb", MAX_AGE)
+            .await
+            .expect("no error");
+        assert!(other.is_none(), "not observed yet");
+        assert!(
+            started.elapsed().is_zero(),
+            "waited {:?}",
+            started.elapsed()
+        );
+
+        // The sweep goes on without any reconcile, and a reconcile after it finds the plan.
+        dbs.release_page_one.notify_one();
+        sweeps_end(&inventory).await;
+        let swept = inventory
+            .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
+            .await
+            .expect("no error")
+            .expect("swept");
+        assert_eq!(period(&swept).as_deref(), Some("MONDAY"));
+
+        // The cache goes stale, DBS changes, and the next sweep hangs again: the reconcile
+        // goes on with the previous sighting, within the bound.
+        tokio::time::advance(MAX_AGE).await;
+        dbs.set_period("dbsaaaa", "TUESDAY");
+        let started = Instant::now();
+        let previous = inventory
+            .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
+            .await
+            .expect("no error")
+            .expect("the previous sighting");
+        assert!(
+            started.elapsed() <= SWEEP_WAIT,
+            "waited {:?}",
+            started.elapsed()
+        );
+        assert_eq!(period(&previous).as_deref(), Some("MONDAY"));
+        assert_eq!(
+            previous.observed_at, swept.observed_at,
+            "not claimed as new"
+        );
+
+        dbs.release_page_one.notify_one();
+        sweeps_end(&inventory).await;
+        let next = inventory
+            .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
+            .await
+            .expect("no error")
+            .expect("swept");
+        assert_eq!(period(&next).as_deref(), Some("TUESDAY"));
+        assert_eq!(
+            dbs.lists.load(Ordering::SeqCst),
+            4,
+            "two sweeps of two pages: the waiting reconciles joined the sweep in flight"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_keys_stuck_sweep_does_not_hold_another_keys_reconciles() {
+        let dbs = Arc::new(Listing {
+            stuck_key: Some("slow"),
+            ..Listing::with(&[("dbsaaaa", "MONDAY")], false)
+        });
+        let inventory = Arc::new(PlanInventory::default());
+        let slow = {
+            let (dbs, inventory) = (dbs.clone(), inventory.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let seen = inventory
+                    .observe(&dbs, &scope("slow"), "dbsaaaa", MAX_AGE)
+                    .await;
+                (seen, started.elapsed())
+            })
+        };
+        while dbs.lists.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+
+        let started = Instant::now();
+        let fast = inventory
+            .observe(&dbs, &scope("fast"), "dbsaaaa", MAX_AGE)
+            .await
+            .expect("no error")
+            .expect("swept");
+        assert_eq!(period(&fast).as_deref(), Some("MONDAY"));
+        assert!(
+            started.elapsed() < SWEEP_WAIT,
+            "the other key's sweep held this one for {:?}",
+            started.elapsed()
+        );
+
+        let (seen, waited) = slow.await.expect("join");
+        assert!(seen.expect("no error").is_none(), "not observed yet");
+        assert!(waited <= SWEEP_WAIT, "waited {waited:?}");
     }
 }
