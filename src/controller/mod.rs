@@ -4,7 +4,7 @@
 //!   status writer, Events, metrics, shutdown); a kind implements [`runtime::Reconciler`].
 //! - [`conditions`]: the `Ready` / `Reconciling` / `Stalled` phase model.
 //! - [`claims`]: which object manages a cloud resource several objects name.
-//! - `deletion`: when a finalizer may go without a release.
+//! - [`deletion`]: when a finalizer may go without a release.
 //! - [`credentials`]: resolving credentials, and protecting the Secrets they come from.
 //! - `<kind>/`: `mod.rs` (wiring), `observe.rs` (cloud and cluster into facts), `decide.rs`
 //!   (pure: facts + now → one step), `requests.rs` (spec → API requests), `act.rs` (the only
@@ -16,7 +16,7 @@ pub mod claims;
 pub mod conditions;
 mod context;
 pub mod credentials;
-mod deletion;
+pub mod deletion;
 mod error;
 mod events;
 mod failpoint;

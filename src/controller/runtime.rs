@@ -126,7 +126,8 @@ impl<K: Managed> Runtime<K> {
 
     /// The object other than `obj` that manages the cloud resource `obj` claims, if one does.
     pub fn managed_by_other(&self, obj: &K) -> Option<Arc<K>> {
-        claims::managed_by_other(obj, &self.store.state(), self.claim_of)
+        let claim = (self.claim_of)(obj)?;
+        claims::manager_among(obj, claim, &self.store.state(), self.claim_of)
     }
 
     /// Writes `phase` as the object's conditions for `generation`, keeping the rest of the
