@@ -352,18 +352,15 @@ async fn an_object_recreated_from_its_exported_yaml_finds_its_endpoint_without_a
     }))
     .expect("exported object");
 
-    // The original goes without releasing anything (paused), as when a cluster is lost.
+    // The original goes without releasing anything (abandoned), as when a cluster is lost.
     w.patch::<RdsConnection>(
         "orders",
-        json!({"metadata": {"annotations": {"db.alicloud.dev/paused": "true"}}}),
+        json!({"metadata": {"annotations": {"db.alicloud.dev/abandon": "true"}}}),
     )
     .await;
-    w.wait_condition::<RdsConnection>("orders", "Stalled", "Paused")
-        .await;
     delete_and_wait(&w, "orders").await;
     assert_eq!(w.public_connections("rm-restore001").len(), 1);
-    // Its endpoint Secret goes with it, as the garbage collector would see to (this control
-    // plane runs none; it may have done so already where one runs).
+    // Its endpoint Secret goes with it: the garbage collector sees to that, perhaps not yet.
     match w
         .secrets()
         .delete("orders-endpoint", &DeleteParams::default())
