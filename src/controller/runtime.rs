@@ -118,6 +118,25 @@ impl<K: Managed> Runtime<K> {
         }
     }
 
+    /// Sets the annotation `key` of `obj` to `value` (a JSON merge patch of the metadata, which
+    /// leaves every other annotation alone) and hands the answer to the status writer, so the
+    /// next reconcile sees the annotation even before the watch cache does.
+    pub async fn annotate(&self, obj: &K, key: &str, value: &str) -> Result<(), Error> {
+        let api = self.ctx.api::<K>(&obj.namespace().unwrap_or_default());
+        let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+        let params = kube::api::PatchParams {
+            field_manager: Some(super::FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
+        let written = api
+            .patch_metadata(&obj.name_any(), &params, &kube::api::Patch::Merge(&patch))
+            .await?;
+        let mut updated = obj.clone();
+        *updated.meta_mut() = written.metadata;
+        self.status.record(obj, updated);
+        Ok(())
+    }
+
     /// The object other than `obj` that manages the cloud resource `claim` names, if one does
     /// (`obj` claiming it as `claim`): for a kind that is about to take a resource over.
     pub fn manager_of(&self, obj: &K, claim: Claim) -> Option<Arc<K>> {

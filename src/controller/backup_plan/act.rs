@@ -329,24 +329,13 @@ async fn find_by_name(
     Ok(dbs.describe_backup_plan_list(scope, &req).await?.items)
 }
 
-/// Records `id` as this object's plan in the annotation [`BACKUP_PLAN_ID_ANNOTATION`] (a JSON
-/// merge patch of the metadata, which leaves every other annotation alone).
+/// Records `id` as this object's plan in the annotation [`BACKUP_PLAN_ID_ANNOTATION`].
 pub async fn record_plan_id(
     rt: &Runtime<BackupPlan>,
     obj: &BackupPlan,
     id: &str,
 ) -> Result<(), Error> {
-    let api = rt
-        .ctx
-        .api::<BackupPlan>(&obj.namespace().unwrap_or_default());
-    let patch = serde_json::json!({"metadata": {"annotations": {BACKUP_PLAN_ID_ANNOTATION: id}}});
-    let params = kube::api::PatchParams {
-        field_manager: Some(crate::controller::FIELD_MANAGER.to_owned()),
-        ..Default::default()
-    };
-    api.patch_metadata(&obj.name_any(), &params, &kube::api::Patch::Merge(&patch))
-        .await?;
-    Ok(())
+    rt.annotate(obj, BACKUP_PLAN_ID_ANNOTATION, id).await
 }
 
 /// Performs one Modify* call; returns what changed, for the status message, and what DBS said.

@@ -2,10 +2,7 @@
 //! reconcile, and the release on deletion. The prefix annotation is written before the call
 //! it announces (intent persisted before acting).
 
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::info;
 
 use super::decide::{self, Step};
@@ -14,7 +11,7 @@ use super::report::{self, EndpointView, Reason, Report};
 use crate::cloud::{CloudError, Scope};
 use crate::controller::conditions::Phase;
 use crate::controller::runtime::Runtime;
-use crate::controller::{Error, FIELD_MANAGER, cloud_message};
+use crate::controller::{Error, cloud_message};
 use crate::crd::{CONNECTION_STRING_PREFIX_ANNOTATION, RdsConnection};
 
 /// Error codes of Allocate / Modify meaning "that endpoint name exists": our own earlier
@@ -127,28 +124,17 @@ pub async fn act(
     Ok(report::settle(&step, &observed, config))
 }
 
-/// Writes `prefix` to the annotation `db.alicloud.dev/connection-string-prefix` of `obj` (a
-/// JSON merge patch of its metadata, field manager [`FIELD_MANAGER`]) and hands the answer to
-/// the status writer, so the next reconcile sees the annotation even before the watch cache
-/// does: deciding from the object without it could take our own new endpoint for a foreign one.
+/// Writes `prefix` to the annotation `db.alicloud.dev/connection-string-prefix` of `obj`; the
+/// next reconcile sees it even before the watch cache does (deciding from the object without it
+/// could take our own new endpoint for a foreign one).
 async fn record_prefix(
     rt: &Runtime<RdsConnection>,
     obj: &RdsConnection,
     prefix: &str,
 ) -> Result<(), Error> {
-    let api: Api<RdsConnection> = rt.ctx.api(&obj.namespace().unwrap_or_default());
-    let patch = json!({"metadata": {"annotations": {CONNECTION_STRING_PREFIX_ANNOTATION: prefix}}});
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PatchParams::default()
-    };
-    let written = api
-        .patch_metadata(&obj.name_any(), &params, &Patch::Merge(&patch))
+    rt.annotate(obj, CONNECTION_STRING_PREFIX_ANNOTATION, prefix)
         .await?;
     info!(prefix, "recorded the endpoint prefix in the annotation");
-    let mut updated = obj.clone();
-    *updated.meta_mut() = written.metadata;
-    rt.status.record(obj, updated);
     Ok(())
 }
 
