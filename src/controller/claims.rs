@@ -29,15 +29,6 @@ pub struct Claim {
 /// How a kind tells the resource an object claims.
 pub type ClaimOf<K> = fn(&K) -> Option<Claim>;
 
-/// The object other than `obj` that manages the resource `obj` claims, if another one does.
-pub fn managed_by_other<K: Resource>(
-    obj: &K,
-    objects: &[Arc<K>],
-    claim_of: ClaimOf<K>,
-) -> Option<Arc<K>> {
-    manager_among(obj, claim_of(obj)?, objects, claim_of)
-}
-
 /// The object other than `obj` that manages the resource of `claim`, were `obj` to claim it as
 /// `claim`, if another one does.
 pub fn manager_among<K: Resource>(
@@ -130,7 +121,8 @@ mod tests {
     }
 
     fn manager_of(obj: &Arc<ConfigMap>, all: &[Arc<ConfigMap>]) -> Option<String> {
-        managed_by_other(&**obj, all, claim_of).map(|o| o.name_any())
+        let claim = claim_of(obj)?;
+        manager_among(&**obj, claim, all, claim_of).map(|o| o.name_any())
     }
 
     #[test]

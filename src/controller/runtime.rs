@@ -146,7 +146,7 @@ impl<K: Managed> Runtime<K> {
     /// The object other than `obj` that manages the cloud resource `obj` claims, if one does.
     pub fn managed_by_other(&self, obj: &K) -> Option<Arc<K>> {
         let claim = (self.claim_of)(obj)?;
-        claims::manager_among(obj, claim, &self.store.state(), self.claim_of)
+        self.manager_of(obj, claim)
     }
 
     /// Writes `phase` as the object's conditions for `generation`, keeping the rest of the
@@ -199,7 +199,6 @@ impl<K: Managed> Runtime<K> {
         resource: &str,
     ) -> Result<Action, Error> {
         let uid = obj.uid().unwrap_or_default();
-        let (namespace, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
         let timeout = self.ctx.config.deletion_timeout;
         if error.credentials_unusable() {
             let failing = self
@@ -212,13 +211,8 @@ impl<K: Managed> Runtime<K> {
                      it in the Alibaba Cloud console",
                     error.user_message()
                 );
-                tracing::error!(kind = K::KIND, %namespace, %name, %resource, %note, "abandoning the release");
-                self.ctx
-                    .metrics
-                    .deletion_problem(K::KIND, error.reason(), "given_up");
-                let reason = RuntimeReason::CloudResourceMayRemain.as_str();
-                self.events
-                    .publish(obj, EventType::Warning, reason, &note)
+                let reason = RuntimeReason::CloudResourceMayRemain;
+                self.deletion_problem(obj, &error, reason, "given_up", &note)
                     .await;
                 self.credentials_failures.reset(&uid);
                 return Ok(Action::await_change());
@@ -232,17 +226,33 @@ impl<K: Managed> Runtime<K> {
                  let the object go, set the annotation {ABANDON_ANNOTATION}: \"true\"",
                 error.user_message()
             );
-            tracing::error!(kind = K::KIND, %namespace, %name, %resource, reason = error.reason(),
-                error = %error.user_message(), "deletion blocked: the cloud resource was not released");
-            self.ctx
-                .metrics
-                .deletion_problem(K::KIND, error.reason(), "blocked");
-            let reason = RuntimeReason::DeletionBlocked.as_str();
-            self.events
-                .publish(obj, EventType::Warning, reason, &note)
+            let reason = RuntimeReason::DeletionBlocked;
+            self.deletion_problem(obj, &error, reason, "blocked", &note)
                 .await;
         }
         Err(error)
+    }
+
+    /// A deletion that did not release its cloud resource because of `error`, said everywhere
+    /// it may be looked for: an `error` log line, the metric (`outcome`), and a Warning Event
+    /// (refused in a terminating namespace: the other two remain).
+    async fn deletion_problem(
+        &self,
+        obj: &K,
+        error: &Error,
+        reason: RuntimeReason,
+        outcome: &'static str,
+        note: &str,
+    ) {
+        tracing::error!(kind = K::KIND, namespace = ?obj.namespace(), name = %obj.name_any(),
+            reason = reason.as_str(), error_reason = error.reason(), outcome, %note,
+            "deletion did not release the cloud resource");
+        self.ctx
+            .metrics
+            .deletion_problem(K::KIND, error.reason(), outcome);
+        self.events
+            .publish(obj, EventType::Warning, reason.as_str(), note)
+            .await;
     }
 
     /// A live paused object: `Paused`, Ready kept as it was and the conditions kept at the

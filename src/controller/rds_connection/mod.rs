@@ -43,7 +43,7 @@ use super::claims::Claim;
 use super::conditions::{Phase, State};
 use super::runtime::{self, Reconciler, Runtime};
 use super::{Context, Error};
-use crate::crd::{CONNECTION_STRING_PREFIX_ANNOTATION, RdsConnection};
+use crate::crd::{CONNECTION_STRING_PREFIX_ANNOTATION, RdsConnection, annotation};
 
 /// Runs the RdsConnection controller until the task is dropped or the process receives a signal.
 pub async fn run(ctx: Arc<Context>) {
@@ -133,18 +133,10 @@ impl Reconciler for RdsConnections {
     /// The instance whose public endpoint the object manages; created (or recorded) by it once
     /// its status or its annotation names an endpoint.
     fn claim(obj: &RdsConnection) -> Option<Claim> {
-        let recorded = obj
-            .metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key(CONNECTION_STRING_PREFIX_ANNOTATION));
+        let owned = ownership(obj);
         Some(Claim {
             key: format!("{}/{}", obj.spec.region, obj.spec.db_instance_id),
-            created: recorded
-                || obj
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.connection_string.is_some()),
+            created: owned.managed.is_some() || owned.annotated.is_some(),
         })
     }
 
@@ -187,11 +179,6 @@ fn ownership(obj: &RdsConnection) -> Ownership<'_> {
             .status
             .as_ref()
             .and_then(|s| s.connection_string.as_deref()),
-        annotated: obj
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(CONNECTION_STRING_PREFIX_ANNOTATION))
-            .map(String::as_str),
+        annotated: annotation(&obj.metadata, CONNECTION_STRING_PREFIX_ANNOTATION),
     }
 }
