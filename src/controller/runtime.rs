@@ -165,7 +165,8 @@ impl<K: Managed> Runtime<K> {
         self.write_status(obj, &next, phase, announce).await
     }
 
-    /// Writes `next` as the status of `obj` when it is worth a write, and with `announce`
+    /// Writes `next` as the status of `obj` when it is worth a write over the status the API
+    /// server holds (`obj`'s, or an earlier write of this reconcile), and with `announce`
     /// records one Event when the Ready condition changes (status or reason).
     pub async fn write_status(
         &self,
@@ -174,8 +175,11 @@ impl<K: Managed> Runtime<K> {
         phase: &Phase,
         announce: bool,
     ) -> Result<(), Error> {
-        let previous = obj.status().cloned().unwrap_or_default();
-        if obj.status().is_none() || K::worth_writing(&previous, next, phase) {
+        // An earlier write of this reconcile is what the API server holds, not `obj`'s status.
+        let written = self.status.written_over(obj);
+        let current = written.as_deref().unwrap_or(obj).status();
+        let previous = current.cloned().unwrap_or_default();
+        if current.is_none() || K::worth_writing(&previous, next, phase) {
             self.status.apply(obj, next).await?;
         }
         if announce && is_transition(K::conditions(&previous), K::conditions(next)) {

@@ -137,6 +137,18 @@ impl<K: Resource> StatusWriter<K> {
         cached
     }
 
+    /// Our write that replaced `seen`, if there was one (an earlier write of the same
+    /// reconcile): what the API server holds now, unlike `seen`. The entry is kept.
+    pub fn written_over(&self, seen: &K) -> Option<Arc<K>> {
+        let (uid, version) = (seen.uid()?, seen.resource_version()?);
+        let map = lock(&self.map);
+        let entry = map.get(&uid)?;
+        entry
+            .superseded
+            .contains(&version)
+            .then(|| entry.latest.clone())
+    }
+
     /// Writes `status` as the whole status of `obj` (server-side apply, field manager
     /// [`FIELD_MANAGER`], forced) and remembers the answer for [`StatusWriter::freshest`].
     pub async fn apply(&self, obj: &K, status: &impl Serialize) -> Result<(), kube::Error>
@@ -242,6 +254,18 @@ mod tests {
             "token+id"
         );
         assert_eq!(writes.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_second_write_of_a_reconcile_compares_with_the_first() {
+        let writes = StatusWriter::new(offline_client());
+        let seen = cm("10", "none");
+        assert!(writes.written_over(&seen).is_none(), "nothing written yet");
+        writes.record(&seen, cm("11", "token"));
+        let written = writes.written_over(&seen).expect("the first write");
+        assert_eq!(data(&written), "token");
+        assert_eq!(writes.len(), 1, "the entry stays for `freshest`");
+        assert!(writes.written_over(&cm("13", "theirs")).is_none());
     }
 
     #[tokio::test]
