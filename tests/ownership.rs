@@ -262,16 +262,26 @@ async fn deleting_an_object_whose_create_was_refused_sends_no_create() {
         .await;
     w.wait_condition::<BackupPlan>("refused", "Stalled", "CloudRejected")
         .await;
+    // The refused create is retried with backoff; a pause stops the retries, so that every
+    // create counted below was sent before the deletion.
+    let pause = |on: bool| json!({"metadata": {"annotations": {"db.alicloud.dev/paused": on.then_some("true")}}});
+    w.patch::<BackupPlan>("refused", pause(true)).await;
+    let refused = w
+        .wait_condition::<BackupPlan>("refused", "Reconciling", "Paused")
+        .await;
     let creates = w.calls("CreateBackupPlan").len();
     assert!(creates >= 1);
-    let refused = w.get::<BackupPlan>("refused").await;
     assert_eq!(
         refused.status.as_ref().and_then(|s| s.client_token.clone()),
         None,
         "a definite rejection clears the in-flight marker"
     );
 
-    delete_and_wait::<BackupPlan>(&w, "refused").await;
+    w.delete::<BackupPlan>("refused").await;
+    w.wait_condition::<BackupPlan>("refused", "Stalled", "Paused")
+        .await;
+    w.patch::<BackupPlan>("refused", pause(false)).await;
+    w.wait_gone::<BackupPlan>("refused").await;
     assert_eq!(
         w.calls("CreateBackupPlan").len(),
         creates,
