@@ -214,16 +214,20 @@ async fn settings(AxState(shared): AxState<Shared>, body: Bytes) -> Response {
 struct AccountBody {
     access_key_id: String,
     access_key_secret: String,
+    /// The account the key belongs to (a RAM user's key); absent: the key is its own account.
+    account_id: Option<String>,
 }
 
 /// POST /accounts.
 async fn add_account(AxState(shared): AxState<Shared>, body: Bytes) -> Response {
     match parse::<AccountBody>(&body) {
         Ok(a) if !a.access_key_id.is_empty() => {
-            shared
-                .lock()
-                .accounts
-                .insert(a.access_key_id, a.access_key_secret);
+            let mut state = shared.lock();
+            match a.account_id.filter(|uid| !uid.is_empty()) {
+                Some(uid) => state.key_accounts.insert(a.access_key_id.clone(), uid),
+                None => state.key_accounts.remove(&a.access_key_id),
+            };
+            state.accounts.insert(a.access_key_id, a.access_key_secret);
             ok()
         }
         Ok(_) => fail(StatusCode::BAD_REQUEST, "accessKeyId must not be empty"),

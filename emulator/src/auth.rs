@@ -25,7 +25,8 @@ const V3_REQUIRED_SIGNED: [&str; 6] = [
 /// Who made an authenticated request.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// Owning account: the AccessKeyId for static keys, the role's uid for STS.
+    /// Owning account: the configured account of a RAM user's static key, else the AccessKeyId
+    /// for static keys; the role's uid for STS.
     pub account_id: String,
 }
 
@@ -118,7 +119,11 @@ fn lookup_key(
     now_ms: i64,
 ) -> Result<(String, String), ApiError> {
     if let Some(secret) = state.accounts.get(access_key_id) {
-        return Ok((secret.clone(), access_key_id.to_string()));
+        let account = state
+            .key_accounts
+            .get(access_key_id)
+            .map_or(access_key_id, String::as_str);
+        return Ok((secret.clone(), account.to_string()));
     }
     let Some(cred) = state.sts_credentials.get(access_key_id) else {
         return Err(ApiError::new(

@@ -11,6 +11,9 @@ pub struct EmulatorConfig {
     pub listen: SocketAddr,
     /// Static AccessKey pairs `(AccessKeyId, AccessKeySecret)`.
     pub accounts: Vec<(String, String)>,
+    /// AccessKeyId -> account uid for static keys of RAM users (several keys, one account and
+    /// one quota); keys without an entry are accounts of their own.
+    pub key_accounts: HashMap<String, String>,
     /// Seeded RDS instances `(region, instance id)`: Running MySQL, VPC.
     pub rds_instances: Vec<(String, String)>,
     /// Minimum time between CreateBackupPlan and ConfigureBackupPlan.
@@ -72,6 +75,7 @@ impl Default for EmulatorConfig {
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             accounts: Vec::new(),
+            key_accounts: HashMap::new(),
             rds_instances: Vec::new(),
             configure_delay: Duration::from_secs(5),
             instance_busy: Duration::from_secs(3),

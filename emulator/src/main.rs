@@ -24,11 +24,13 @@ struct Cli {
     )]
     listen: SocketAddr,
 
-    /// Static AccessKey pair `ACCESS_KEY_ID:SECRET` (repeatable). With none,
+    /// Static AccessKey pair `ACCESS_KEY_ID:SECRET[:ACCOUNT_UID]` (repeatable). With
+    /// an account uid the key is a RAM user's of that account (keys of one account
+    /// share its quotas); without, the key is an account of its own. With none,
     /// every signed request fails with InvalidAccessKeyId.NotFound (STS
     /// AssumeRoleWithOIDC still works; keys can be added via the admin API).
     #[arg(long = "account", env = "ALICLOUD_EMULATOR_ACCOUNT", value_delimiter = ',', value_parser = parse_account)]
-    accounts: Vec<(String, String)>,
+    accounts: Vec<StaticKey>,
 
     /// Seed a Running MySQL VPC instance `REGION/INSTANCE_ID` (repeatable);
     /// it gets the internal endpoint `<id>-internal.mysql.rds.aliyuncs.com:3306`.
@@ -91,13 +93,21 @@ struct Cli {
     dbs_errors: DbsErrorMode,
 }
 
-/// Parses `ACCESS_KEY_ID:SECRET`.
-fn parse_account(s: &str) -> Result<(String, String), String> {
-    match s.split_once(':') {
-        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
-            Ok((id.into(), secret.into()))
+/// A static key from `--account`: id, secret and the account it belongs to, if given.
+type StaticKey = (String, String, Option<String>);
+
+/// Parses `ACCESS_KEY_ID:SECRET[:ACCOUNT_UID]`.
+fn parse_account(s: &str) -> Result<StaticKey, String> {
+    let mut parts = s.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(id), Some(secret), account)
+            if !id.is_empty() && !secret.is_empty() && account != Some("") =>
+        {
+            Ok((id.into(), secret.into(), account.map(str::to_owned)))
         }
-        _ => Err(format!("expected ACCESS_KEY_ID:SECRET, got {s:?}")),
+        _ => Err(format!(
+            "expected ACCESS_KEY_ID:SECRET[:ACCOUNT_UID], got {s:?}"
+        )),
     }
 }
 
@@ -155,7 +165,16 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = EmulatorConfig {
         listen: cli.listen,
-        accounts: cli.accounts,
+        key_accounts: cli
+            .accounts
+            .iter()
+            .filter_map(|(id, _, account)| Some((id.clone(), account.clone()?)))
+            .collect(),
+        accounts: cli
+            .accounts
+            .into_iter()
+            .map(|(id, secret, _)| (id, secret))
+            .collect(),
         rds_instances: cli.rds_instances,
         configure_delay: Duration::from_millis(cli.configure_delay_ms),
         instance_busy: Duration::from_millis(cli.instance_busy_ms),

@@ -301,8 +301,15 @@ async fn rpc(
         Product::Dbs => Ok(dbs::handle(&mut state, &who, &call.action, &params, now)),
         Product::Rds => rds::handle(&mut state, &call.action, &params, now)
             .map(|b| (b, "Success".to_string(), StatusCode::OK)),
-        Product::Sts => sts::assume_role_with_oidc(&mut state, &params, now)
-            .map(|b| (b, "Success".to_string(), StatusCode::OK)),
+        Product::Sts => sts::handle(
+            &mut state,
+            &who,
+            &call.access_key_id,
+            &call.action,
+            &params,
+            now,
+        )
+        .map(|b| (b, "Success".to_string(), StatusCode::OK)),
     };
     match result {
         Ok((body, outcome, status)) => {

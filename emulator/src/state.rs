@@ -70,6 +70,8 @@ pub struct StsCredential {
     pub security_token: String,
     /// Account (uid of the assumed role).
     pub account_id: String,
+    /// `acs:ram::<uid>:assumed-role/<role>/<session>` (what GetCallerIdentity names).
+    pub arn: String,
     /// Expiry, epoch ms.
     pub expires_at_ms: i64,
 }
@@ -330,6 +332,9 @@ pub struct State {
     pub settings: Settings,
     /// AccessKeyId -> secret for static keys.
     pub accounts: HashMap<String, String>,
+    /// AccessKeyId -> owning account uid, for static keys of RAM users; a static key without an
+    /// entry is its own account (the account's root key, its uid being the AccessKeyId).
+    pub key_accounts: HashMap<String, String>,
     /// AccessKeyId -> issued STS credential.
     pub sts_credentials: HashMap<String, StsCredential>,
     /// Recently used signature nonces.
@@ -366,6 +371,7 @@ impl State {
                 dbs_errors: config.dbs_errors,
             },
             accounts: config.accounts.iter().cloned().collect(),
+            key_accounts: config.key_accounts.clone(),
             sts_credentials: HashMap::new(),
             nonces: NonceCache::default(),
             plans: BTreeMap::new(),

@@ -1,15 +1,17 @@
-//! STS (2015-04-01): anonymous AssumeRoleWithOIDC issuing temporary keys.
+//! STS (2015-04-01): anonymous AssumeRoleWithOIDC issuing temporary keys, and GetCallerIdentity
+//! naming the account of the signing key.
 
 use base64::Engine as _;
 use rand::Rng as _;
 use serde_json::{Map, Value, json};
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::{State, StsCredential};
 use crate::wire::{Params, random_alphanumeric};
 
 /// Actions implemented for STS.
-pub const ACTIONS: &[&str] = &["AssumeRoleWithOIDC"];
+pub const ACTIONS: &[&str] = &["AssumeRoleWithOIDC", "GetCallerIdentity"];
 
 /// Actions that are called without a signature.
 pub const ANONYMOUS: &[&str] = &["AssumeRoleWithOIDC"];
@@ -48,6 +50,52 @@ fn iso(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default()
+}
+
+/// Runs an STS action; `access_key_id` signed it (empty for anonymous calls).
+pub fn handle(
+    state: &mut State,
+    who: &Principal,
+    access_key_id: &str,
+    action: &str,
+    p: &Params,
+    now_ms: i64,
+) -> Result<Map<String, Value>, ApiError> {
+    match action {
+        "GetCallerIdentity" => Ok(caller_identity(state, who, access_key_id)),
+        _ => assume_role_with_oidc(state, p, now_ms),
+    }
+}
+
+/// GetCallerIdentity: `IdentityType` is `AssumedRoleUser` for STS keys, `RAMUser` for a static key
+/// configured with an account, `Account` for a key that is its own account (its root key).
+fn caller_identity(state: &State, who: &Principal, access_key_id: &str) -> Map<String, Value> {
+    let uid = who.account_id.as_str();
+    let (identity_type, arn, principal_id) =
+        if let Some(c) = state.sts_credentials.get(access_key_id) {
+            let session = c.arn.rsplit('/').next().unwrap_or_default();
+            ("AssumedRoleUser", c.arn.clone(), format!("{uid}:{session}"))
+        } else if state.key_accounts.contains_key(access_key_id) {
+            (
+                "RAMUser",
+                format!("acs:ram::{uid}:user/{access_key_id}"),
+                access_key_id.to_string(),
+            )
+        } else {
+            ("Account", format!("acs:ram::{uid}:root"), uid.to_string())
+        };
+    let body = json!({
+        "IdentityType": identity_type,
+        "AccountId": uid,
+        "PrincipalId": principal_id,
+        "UserId": principal_id,
+        "Arn": arn,
+        "RoleId": "",
+    });
+    match body {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }
 
 /// AssumeRoleWithOIDC.
@@ -148,6 +196,7 @@ pub fn assume_role_with_oidc(
             secret: secret.clone(),
             security_token: security_token.clone(),
             account_id: uid.to_string(),
+            arn: format!("acs:ram::{uid}:assumed-role/{role_name}/{session}"),
             expires_at_ms: expires_s * 1000,
         },
     );

@@ -1,5 +1,9 @@
-//! Client-side rate limiting per (access key id, region, action), so the operator stays below
-//! Alibaba's API quotas instead of collecting `Throttling.User` errors.
+//! Client-side rate limiting per (account, action), so the operator stays below Alibaba's API
+//! quotas instead of collecting `Throttling.User` errors. Alibaba counts a quota per operation and
+//! per account, whichever key, RAM user or STS session of the account signs: the client passes
+//! the account of the credentials ([`crate::cloud::accounts`]) as the key. One bucket serves every
+//! region of an account (the conservative reading: if a service counted per region too, the
+//! operator would only be slower, never throttled).
 //!
 //! Each key has a token bucket refilled at [`PACING`] × `per_second` tokens per second holding
 //! at most `burst` tokens (default 1: calls are spaced evenly, so no one-second window of the
@@ -29,7 +33,7 @@ const IDLE_EVICTION: Duration = Duration::from_secs(600);
 /// Map size above which idle buckets are pruned.
 const PRUNE_THRESHOLD: usize = 1024;
 
-/// Client-side quotas, in calls per second per (access key id, region, action).
+/// Client-side quotas, in calls per second per (account, action).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Quotas {
     /// Quota of actions not listed in `per_action`; 0 turns limiting off.
@@ -70,8 +74,7 @@ impl Quotas {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct BucketKey {
-    access_key_id: String,
-    region: String,
+    principal: String,
     action: String,
 }
 
@@ -103,16 +106,16 @@ impl RateLimiter {
         &self.quotas
     }
 
-    /// Waits until one call of `action` by `access_key_id` in `region` may go out.
-    pub async fn acquire(&self, access_key_id: &str, region: &str, action: &str) {
-        let wait = self.reserve(access_key_id, region, action, Instant::now());
+    /// Waits until one call of `action` counted against `principal` (an account) may go out.
+    pub async fn acquire(&self, principal: &str, action: &str) {
+        let wait = self.reserve(principal, action, Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
     }
 
     /// Takes a token (possibly one not yet refilled) and returns how long to wait for it.
-    fn reserve(&self, access_key_id: &str, region: &str, action: &str, now: Instant) -> Duration {
+    fn reserve(&self, principal: &str, action: &str, now: Instant) -> Duration {
         let per_second = self.quotas.per_second(action);
         if per_second == 0 {
             // A zero quota means "unlimited": the user turned the limiter off for this action.
@@ -121,8 +124,7 @@ impl RateLimiter {
         let rate = f64::from(per_second) * PACING;
         let burst = f64::from(self.quotas.burst.max(1));
         let key = BucketKey {
-            access_key_id: access_key_id.to_owned(),
-            region: region.to_owned(),
+            principal: principal.to_owned(),
             action: action.to_owned(),
         };
         let mut buckets = crate::sync::lock(&self.buckets);
@@ -181,8 +183,7 @@ mod tests {
         for _ in 0..20 {
             let l = limiter.clone();
             tasks.push(tokio::spawn(async move {
-                l.acquire("ak", "cn-hangzhou", "DescribeBackupPlanList")
-                    .await;
+                l.acquire("ak", "DescribeBackupPlanList").await;
                 Instant::now()
             }));
         }
@@ -207,15 +208,14 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn buckets_are_per_key_and_action() {
+    async fn buckets_are_per_principal_and_action() {
         let limiter = RateLimiter::new(quotas(1));
         let start = Instant::now();
-        limiter.acquire("ak1", "cn-hangzhou", "A").await;
-        limiter.acquire("ak2", "cn-hangzhou", "A").await;
-        limiter.acquire("ak1", "cn-beijing", "A").await;
-        limiter.acquire("ak1", "cn-hangzhou", "B").await;
+        limiter.acquire("account:1", "A").await;
+        limiter.acquire("account:2", "A").await;
+        limiter.acquire("account:1", "B").await;
         assert_eq!(Instant::now() - start, Duration::ZERO);
-        limiter.acquire("ak1", "cn-hangzhou", "A").await;
+        limiter.acquire("account:1", "A").await;
         assert_near(Instant::now() - start, interval(1));
     }
 
@@ -224,9 +224,7 @@ mod tests {
         let limiter = RateLimiter::new(quotas(1000).with("ReleaseInstanceConnection", 10));
         let start = Instant::now();
         for _ in 0..5 {
-            limiter
-                .acquire("ak", "r", "ReleaseInstanceConnection")
-                .await;
+            limiter.acquire("ak", "ReleaseInstanceConnection").await;
         }
         assert_near(Instant::now() - start, interval(10) * 4);
     }
@@ -239,10 +237,10 @@ mod tests {
         });
         let start = Instant::now();
         for _ in 0..5 {
-            limiter.acquire("ak", "r", "A").await;
+            limiter.acquire("ak", "A").await;
         }
         assert_eq!(Instant::now() - start, Duration::ZERO);
-        limiter.acquire("ak", "r", "A").await;
+        limiter.acquire("ak", "A").await;
         assert_near(Instant::now() - start, interval(10));
     }
 
@@ -259,7 +257,7 @@ mod tests {
         let limiter = RateLimiter::new(quotas(0));
         let now = Instant::now();
         for _ in 0..100 {
-            assert_eq!(limiter.reserve("ak", "r", "A", now), Duration::ZERO);
+            assert_eq!(limiter.reserve("ak", "A", now), Duration::ZERO);
         }
     }
 
@@ -268,14 +266,9 @@ mod tests {
         let limiter = RateLimiter::new(quotas(10));
         let t0 = Instant::now();
         for i in 0..=PRUNE_THRESHOLD {
-            limiter.reserve(&format!("ak{i}"), "r", "A", t0);
+            limiter.reserve(&format!("ak{i}"), "A", t0);
         }
-        limiter.reserve(
-            "fresh",
-            "r",
-            "A",
-            t0 + IDLE_EVICTION + Duration::from_secs(1),
-        );
+        limiter.reserve("fresh", "A", t0 + IDLE_EVICTION + Duration::from_secs(1));
         assert_eq!(limiter.buckets.lock().unwrap().len(), 1);
     }
 }

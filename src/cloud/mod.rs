@@ -20,6 +20,7 @@
 //! # let _ = scope; Ok(()) }
 //! ```
 
+pub mod accounts;
 pub mod credentials;
 pub mod dbs;
 pub mod endpoints;
@@ -32,6 +33,7 @@ pub mod sts;
 mod transport;
 mod wire;
 
+pub use accounts::Principal;
 pub use credentials::{
     CredentialProvider, Credentials, CredentialsError, EnvCredentials, RrsaConfig, RrsaCredentials,
     StaticCredentials, default_chain,
@@ -44,7 +46,7 @@ pub use limiter::{Quotas, RateLimiter};
 pub use observer::{CallObserver, Observer};
 pub use rds::RdsApi;
 pub use signer::SignatureVersion;
-pub use sts::{AssumeRoleWithOidc, StsApi, StsCredentials};
+pub use sts::{AssumeRoleWithOidc, CallerIdentity, StsApi, StsCredentials};
 pub use transport::{AlibabaCloud, ClientBuildError, ClientConfig, operator_user_agent};
 
 /// Who makes a call and where: the credentials it is signed with and the region it targets.

@@ -1,5 +1,7 @@
-//! STS 2015-04-01 `AssumeRoleWithOIDC`: trades the pod's projected service-account token
-//! (RRSA) for temporary credentials. The call is anonymous: the OIDC token is the credential.
+//! STS 2015-04-01: `AssumeRoleWithOIDC` trades the pod's projected service-account token (RRSA)
+//! for temporary credentials (the call is anonymous: the OIDC token is the credential), and
+//! `GetCallerIdentity` names the account a key belongs to (the client keys its rate limiter by
+//! account, since Alibaba counts API quotas per account).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,6 +12,8 @@ use super::{CloudError, Credentials, ErrorKind};
 
 /// Action name of the exchange.
 pub const ASSUME_ROLE_WITH_OIDC: &str = "AssumeRoleWithOIDC";
+/// Action name of the identity lookup.
+pub const GET_CALLER_IDENTITY: &str = "GetCallerIdentity";
 
 /// The STS call RRSA needs; [`super::AlibabaCloud`] implements it over HTTP.
 #[async_trait]
@@ -62,6 +66,35 @@ impl AssumeRoleWithOidc {
         }
         p
     }
+}
+
+/// Who signed a `GetCallerIdentity` call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallerIdentity {
+    /// `AccountId`: the Alibaba Cloud account (uid) owning the key, the RAM user or the role.
+    pub account_id: String,
+    /// `IdentityType`: `Account`, `RAMUser` or `AssumedRoleUser`.
+    pub identity_type: String,
+    /// `Arn`, e.g. `acs:ram::<uid>:user/<name>`.
+    pub arn: String,
+}
+
+/// Reads `AccountId` (required), `IdentityType` and `Arn` from a successful `GetCallerIdentity`
+/// body.
+pub fn parse_caller_identity(body: &Value) -> Result<CallerIdentity, CloudError> {
+    let text = |name: &str| body.get(name).and_then(lenient_string);
+    let account_id = text("AccountId").ok_or_else(|| {
+        CloudError::local(
+            GET_CALLER_IDENTITY,
+            ErrorKind::Retryable,
+            "STS response without AccountId",
+        )
+    })?;
+    Ok(CallerIdentity {
+        account_id,
+        identity_type: text("IdentityType").unwrap_or_default(),
+        arn: text("Arn").unwrap_or_default(),
+    })
 }
 
 /// Temporary credentials and when they stop working.
@@ -123,6 +156,27 @@ mod tests {
         assert_eq!(c.credentials.access_key_id, "STS.NUgYrLnoC37mZZCNnAbez****");
         assert_eq!(c.credentials.security_token.as_deref(), Some("CAIS****"));
         assert_eq!(c.expiration.to_rfc3339(), "2021-10-20T04:27:09+00:00");
+    }
+
+    #[test]
+    fn parses_the_caller_identity() {
+        let body = serde_json::json!({
+            "IdentityType": "RAMUser",
+            "RequestId": "r",
+            "AccountId": "1234567890123456",
+            "PrincipalId": "2034****",
+            "UserId": "2034****",
+            "Arn": "acs:ram::1234567890123456:user/operator"
+        });
+        let id = parse_caller_identity(&body).unwrap();
+        assert_eq!(id.account_id, "1234567890123456");
+        assert_eq!(id.identity_type, "RAMUser");
+        assert_eq!(id.arn, "acs:ram::1234567890123456:user/operator");
+        // Some gateways send numbers as JSON numbers.
+        let id = parse_caller_identity(&serde_json::json!({"AccountId": 42})).unwrap();
+        assert_eq!(id.account_id, "42");
+        assert!(parse_caller_identity(&serde_json::json!({"AccountId": ""})).is_err());
+        assert!(parse_caller_identity(&serde_json::json!({})).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::cloud::dbs::{
 use crate::cloud::endpoints::Product;
 use crate::cloud::transport::{AlibabaCloud, Idempotency, Params};
 use crate::cloud::wire::{lenient_bool, lenient_i64, text, wrapped_list};
-use crate::cloud::{CloudError, ErrorKind, Scope};
+use crate::cloud::{CloudError, Credentials, ErrorKind, Principal, Scope};
 
 /// `SourceEndpointInstanceType` in request case; Describe returns these lower-cased.
 const ENDPOINT_TYPES: &[&str] = &["RDS", "ECS", "Express", "Agent", "DDS", "Other", "dg"];
@@ -404,6 +404,10 @@ impl DbsApi for AlibabaCloud {
             buy_expired_timestamp: int(&item, "BuyExpiredTimestamp"),
             is_expired: flag(&item, "IsExpired"),
         })
+    }
+
+    async fn principal(&self, credentials: &Credentials) -> Principal {
+        AlibabaCloud::principal(self, credentials).await
     }
 }
 

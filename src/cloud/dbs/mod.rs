@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{CloudError, Scope};
+use super::{CloudError, Credentials, Principal, Scope};
 
 mod http;
 
@@ -88,6 +88,9 @@ pub trait DbsApi: Send + Sync {
         scope: &Scope,
         backup_plan_id: &str,
     ) -> Result<BackupPlanBilling, CloudError>;
+    /// The account `credentials` belong to (its plans, its quotas), looked up once per key
+    /// (STS `GetCallerIdentity`); the key itself while that is unknown.
+    async fn principal(&self, credentials: &Credentials) -> Principal;
 }
 
 /// Parameters of `CreateBackupPlan`. Values are API values (`postpay`, `MySQL`, `micro`, ...).

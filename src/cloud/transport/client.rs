@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::params::Params;
 use super::shape;
+use crate::cloud::accounts::{Accounts, Principal};
 use crate::cloud::credentials::{CredentialsError, RrsaConfig, RrsaCredentials, default_chain};
 use crate::cloud::endpoints::{Endpoints, Product};
 use crate::cloud::limiter::{Quotas, RateLimiter};
@@ -18,7 +19,10 @@ use crate::cloud::signer::{
     FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, SignatureVersion, V3Request, canonical_query, new_nonce,
     percent_encode, sign_v2, sign_v3, v2_common_params,
 };
-use crate::cloud::sts::{self, ASSUME_ROLE_WITH_OIDC, AssumeRoleWithOidc, StsApi, StsCredentials};
+use crate::cloud::sts::{
+    self, ASSUME_ROLE_WITH_OIDC, AssumeRoleWithOidc, CallerIdentity, GET_CALLER_IDENTITY, StsApi,
+    StsCredentials,
+};
 use crate::cloud::wire::{Body, request_id, verdict};
 use crate::cloud::{CloudError, CredentialProvider, Credentials, ErrorKind};
 
@@ -37,7 +41,7 @@ pub struct ClientConfig {
     pub base_backoff: Duration,
     /// Cap of the retry delay ceiling.
     pub max_backoff: Duration,
-    /// Client-side rate limits per (access key id, region, action).
+    /// Client-side rate limits per (account, action).
     pub quotas: Quotas,
     /// `User-Agent` header.
     pub user_agent: String,
@@ -104,6 +108,7 @@ pub struct AlibabaCloud {
 struct Inner {
     http: reqwest::Client,
     limiter: RateLimiter,
+    accounts: Accounts,
     config: ClientConfig,
 }
 
@@ -176,6 +181,7 @@ impl AlibabaCloud {
             inner: Arc::new(Inner {
                 http,
                 limiter: RateLimiter::new(config.quotas.clone()),
+                accounts: Accounts::default(),
                 config,
             }),
         })
@@ -205,6 +211,38 @@ impl AlibabaCloud {
         default_chain(lookup, Arc::new(self.clone()))
     }
 
+    /// Whose quota (and plans) calls signed with `credentials` count against: the account STS
+    /// `GetCallerIdentity` names for the key, looked up once per key and cached; the key itself
+    /// while that lookup fails (see [`crate::cloud::accounts`]).
+    pub async fn principal(&self, credentials: &Credentials) -> Principal {
+        self.inner
+            .accounts
+            .principal(&credentials.access_key_id, || async {
+                self.caller_identity(credentials)
+                    .await
+                    .map(|identity| identity.account_id)
+            })
+            .await
+    }
+
+    /// STS `GetCallerIdentity`: who `credentials` are.
+    pub async fn caller_identity(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<CallerIdentity, CloudError> {
+        // Boxed: `call` looks up accounts, which calls `call` again (for this action only).
+        let value = Box::pin(self.call(RpcCall {
+            product: Product::Sts,
+            action: GET_CALLER_IDENTITY,
+            region: "",
+            credentials: Some(credentials),
+            params: Params::new(),
+            idempotency: Idempotency::Safe,
+        }))
+        .await?;
+        sts::parse_caller_identity(&value)
+    }
+
     /// Runs one call with rate limiting, signing, retries and the success verdict.
     pub(crate) async fn call(&self, call: RpcCall<'_>) -> Result<Value, CloudError> {
         let config = &self.inner.config;
@@ -227,17 +265,21 @@ impl AlibabaCloud {
                 ));
             }
         };
-        let limiter_key = call
-            .credentials
-            .map_or("anonymous", |c| c.access_key_id.as_str());
+        // Quotas are counted per account: the limiter's key is the account of the credentials
+        // (the identity lookup itself, and anonymous calls, count against the key).
+        let limiter_key = match call.credentials {
+            None => Principal::Key("anonymous".to_owned()),
+            Some(c) if call.action == GET_CALLER_IDENTITY => {
+                Principal::Key(c.access_key_id.clone())
+            }
+            Some(c) => self.principal(c).await,
+        }
+        .key();
         let max_attempts = config.max_attempts.max(1);
         let mut attempt = 1;
         loop {
             let queued = std::time::Instant::now();
-            self.inner
-                .limiter
-                .acquire(limiter_key, call.region, call.action)
-                .await;
+            self.inner.limiter.acquire(&limiter_key, call.action).await;
             let sent = std::time::Instant::now();
             config
                 .observer

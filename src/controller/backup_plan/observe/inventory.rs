@@ -1,9 +1,9 @@
 //! The plan inventory: one batched `DescribeBackupPlanList` sweep (pages of 100) per
-//! (access key id, region) and resync period feeds the status of every object, instead of one
+//! (account, region) and resync period feeds the status of every object, instead of one
 //! describe per object. A plan the controller has just changed is read once by id.
 //!
 //! Sweeps are lazy, and never run inside a reconcile: the first reconcile that needs a plan of a
-//! stale (key, region) starts the sweep in a task of its own, and the reconciles of that key wait
+//! stale (account, region) starts the sweep in a task of its own, and the reconciles of that account wait
 //! for it until [`SWEEP_WAIT`] after it started, no longer. A sweep that takes longer (a slow or
 //! unreachable account, up to [`MAX_PAGES`] pages with the client's retries) holds no reconcile
 //! slot meanwhile: the reconcile goes on with the plan's previous sighting, or hears that the plan
@@ -24,20 +24,20 @@ use super::Observation;
 use async_trait::async_trait;
 
 use crate::cloud::dbs::{BackupPlanDetail, BackupPlanPage, DescribeBackupPlanList, PlanStatus};
-use crate::cloud::{CloudError, DbsApi, Scope};
+use crate::cloud::{CloudError, Credentials, DbsApi, Principal, Scope};
 use crate::sync::lock;
 
 /// Largest page `DescribeBackupPlanList` serves.
 const PAGE_SIZE: u32 = 100;
 /// A sweep stops after this many pages even if DBS reports more.
 const MAX_PAGES: u32 = 1000;
-/// A (key, region) cache unused for this many sweep periods is dropped: temporary (STS) keys
-/// rotate, and each new key id starts a cache of its own.
+/// An (account, region) cache unused for this many sweep periods is dropped (its objects are gone,
+/// or its key's account could not be told for a while and the key stood for itself).
 const IDLE_SWEEP_PERIODS: u32 = 3;
 /// How long after a sweep started reconciles wait for it before they go on without it.
 pub const SWEEP_WAIT: Duration = Duration::from_secs(2);
 
-/// The one DBS call the inventory makes; every [`DbsApi`] makes it.
+/// The DBS call the inventory makes, and whose account a key is; every [`DbsApi`] answers both.
 #[async_trait]
 pub trait ListPlans: Send + Sync {
     /// `DescribeBackupPlanList`.
@@ -46,6 +46,10 @@ pub trait ListPlans: Send + Sync {
         scope: &Scope,
         req: &DescribeBackupPlanList,
     ) -> Result<BackupPlanPage, CloudError>;
+
+    /// The account `credentials` belong to ([`DbsApi::principal`]): sweeps are per account,
+    /// since every key of an account lists the same plans.
+    async fn principal(&self, credentials: &Credentials) -> Principal;
 }
 
 #[async_trait]
@@ -57,9 +61,13 @@ impl<T: DbsApi + ?Sized> ListPlans for T {
     ) -> Result<BackupPlanPage, CloudError> {
         self.describe_backup_plan_list(scope, req).await
     }
+
+    async fn principal(&self, credentials: &Credentials) -> Principal {
+        DbsApi::principal(self, credentials).await
+    }
 }
 
-/// Whose plans a sweep lists: an account in a region.
+/// Whose plans a sweep lists: an account ([`Principal::key`]) in a region.
 type SweepKey = (String, String);
 
 /// How a sweep ended, as the reconciles that wait for it see it: `None` while it runs.
@@ -103,6 +111,29 @@ impl PlanInventory {
         lock(&self.changed).insert(backup_plan_id.to_owned());
     }
 
+    /// Every plan the sweeps found (released ones excepted), over every account and region the
+    /// controller has swept: what the orphan report compares with the live objects.
+    pub fn swept(&self) -> Vec<BackupPlanDetail> {
+        let regions: Vec<Arc<Region>> = lock(&self.regions).values().cloned().collect();
+        regions
+            .iter()
+            .flat_map(|region| {
+                let plans = lock(&region.plans);
+                if plans.last_sweep.is_none() {
+                    return Vec::new();
+                }
+                plans
+                    .plans
+                    .values()
+                    .filter_map(|s| match &s.observation {
+                        Observation::Found(detail) => Some((**detail).clone()),
+                        Observation::Missing => None,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Drops what is known of a plan (after its release).
     pub fn forget(&self, backup_plan_id: &str) {
         lock(&self.changed).remove(backup_plan_id);
@@ -127,7 +158,8 @@ impl PlanInventory {
         backup_plan_id: &str,
         max_age: Duration,
     ) -> Result<Option<Sighting>, CloudError> {
-        let region = self.region(scope, max_age);
+        let account = dbs.principal(&scope.credentials).await;
+        let region = self.region(&account, scope, max_age);
         let changed = lock(&self.changed).remove(backup_plan_id);
         if !changed {
             if let Some(s) = fresh(&region, backup_plan_id, max_age) {
@@ -170,12 +202,9 @@ impl PlanInventory {
         Ok(Some(sighting))
     }
 
-    /// The cache of the scope's (key, region); drops the caches of keys no longer used.
-    fn region(&self, scope: &Scope, max_age: Duration) -> Arc<Region> {
-        let key = (
-            scope.credentials.access_key_id.clone(),
-            scope.region.clone(),
-        );
+    /// The cache of the (account, region); drops the caches of accounts no longer used.
+    fn region(&self, account: &Principal, scope: &Scope, max_age: Duration) -> Arc<Region> {
+        let key = (account.key(), scope.region.clone());
         let idle = max_age.saturating_mul(IDLE_SWEEP_PERIODS);
         let mut regions = lock(&self.regions);
         regions.retain(|k, r| {
@@ -383,6 +412,10 @@ mod tests {
 
     #[async_trait]
     impl ListPlans for Listing {
+        async fn principal(&self, credentials: &Credentials) -> Principal {
+            Principal::Key(credentials.access_key_id.clone())
+        }
+
         async fn list_plans(
             &self,
             scope: &Scope,
