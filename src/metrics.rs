@@ -68,6 +68,12 @@ struct DeletionLabels {
     outcome: &'static str,
 }
 
+/// `kind` label of a resource kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
 /// `name` label (the Lease).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LeaseLabels {
@@ -92,6 +98,7 @@ pub struct Metrics {
     limiter_wait: HistogramFamily<LimiterLabels>,
     resources: Family<ResourceLabels, Gauge>,
     deletions: Family<DeletionLabels, Counter>,
+    orphans: Family<KindLabels, Gauge>,
     leader: Family<LeaseLabels, Gauge>,
     censuses: Mutex<Vec<(&'static str, Census)>>,
 }
@@ -198,6 +205,14 @@ impl Metrics {
                  cloud (outcome=abandoned, given_up), by kind and reason",
                 Family::default(),
             ),
+            orphans: registered(
+                &mut r,
+                "alicloud_db_operator_orphaned_resources",
+                "Cloud resources that look created by this operator (by their name) but that no \
+                 object manages, by kind, as of the last check (an interrupted uninstall, or \
+                 finalizers removed by hand)",
+                Family::default(),
+            ),
             leader: registered(
                 &mut r,
                 "leader_election_master_status",
@@ -277,6 +292,13 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// Sets how many cloud resources of `kind` look orphaned.
+    pub fn set_orphans(&self, kind: &'static str, count: usize) {
+        self.orphans
+            .get_or_create(&KindLabels { kind })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Sets `leader_election_master_status{name}`.

@@ -6,6 +6,7 @@
 //! every kind. An Event that cannot be recorded (no RBAC, a namespace being deleted) is logged
 //! at `warn`, never fails the reconcile.
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};
 
@@ -35,6 +36,19 @@ impl Events {
         reason: &str,
         note: &str,
     ) {
+        self.publish_about(&obj.object_ref(&()), type_, reason, note)
+            .await;
+    }
+
+    /// Records an Event of `type_` with `reason` about `reference`, which may name an object
+    /// that no longer exists (the orphan report).
+    pub async fn publish_about(
+        &self,
+        reference: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) {
         let event = Event {
             type_,
             reason: reason.to_owned(),
@@ -42,7 +56,7 @@ impl Events {
             action: "Reconcile".to_owned(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+        if let Err(e) = self.recorder.publish(&event, reference).await {
             tracing::warn!(error = %e, reason, "could not record an Event");
         }
     }

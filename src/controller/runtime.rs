@@ -493,27 +493,34 @@ fn ready_census<K: Managed>(store: &Store<K>) -> (usize, usize) {
 }
 
 /// Reports `store`'s first complete list to `watches` as `name`.
-///
-/// `Store::wait_until_ready` keeps a single waker (a oneshot receiver shared by every clone), so
-/// a second waiter — the controller's own applier also waits — can steal the wake-up; the wait
-/// is therefore re-polled every 500 ms.
 pub fn report_sync<K>(store: Store<K>, watches: Arc<WatchSync>, name: &'static str)
 where
     K: kube::Resource + Clone + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
     tokio::spawn(async move {
-        loop {
-            match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
-                Ok(Ok(())) => {
-                    watches.synced(name);
-                    return;
-                }
-                Ok(Err(_)) => return,
-                Err(_) => {}
-            }
+        if store_ready(&store).await {
+            watches.synced(name);
         }
     });
+}
+
+/// Waits until `store` holds its first complete list: true, or false when its writer is gone.
+///
+/// `Store::wait_until_ready` keeps a single waker (a oneshot receiver shared by every clone), so
+/// a second waiter — the controller's own applier also waits — can steal the wake-up; the wait
+/// is therefore re-polled every 500 ms.
+pub async fn store_ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        let wait = tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready());
+        if let Ok(result) = wait.await {
+            return result.is_ok();
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -278,6 +278,15 @@ impl World {
         Operator::spawn(name, cmd)
     }
 
+    /// The in-process controllers' metrics, in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        self.context
+            .as_ref()
+            .expect("metrics of in-process controllers only")
+            .metrics
+            .encode()
+    }
+
     // ------------------------------------------------------------ proof that a reconcile ran
 
     /// (completed, running) reconciles of the in-process controllers.

@@ -26,6 +26,7 @@ mod act;
 mod cleanup;
 mod decide;
 mod observe;
+mod orphans;
 mod report;
 mod requests;
 
@@ -58,8 +59,17 @@ pub async fn run(ctx: Arc<Context>) {
     // through the operator. The password itself is read by name when a plan needs it.
     let secrets = ctx.watched::<PartialObjectMeta<Secret>>();
     let config = watcher::Config::default().any_semantic();
-    runtime::run(ctx, BackupPlans::default(), config.clone(), |controller| {
+    let kind = BackupPlans::default();
+    let inventory = kind.inventory.clone();
+    let mut orphan_report = None;
+    runtime::run(ctx.clone(), kind, config.clone(), |controller| {
         let plans = controller.store();
+        orphan_report = Some(AbortOnDrop(tokio::spawn(orphans::report(
+            ctx.clone(),
+            plans.clone(),
+            inventory,
+            ctx.config.resync_period,
+        ))));
         controller.watches(secrets, config, move |secret| {
             referencing_plans(&plans.state(), &secret)
         })
@@ -67,11 +77,20 @@ pub async fn run(ctx: Arc<Context>) {
     .await;
 }
 
+/// Stops a task when the controller that started it stops (or its future is dropped).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The BackupPlan kind, as the runtime drives it.
 #[derive(Default)]
 struct BackupPlans {
     /// What DBS was last seen to hold, shared by every reconcile.
-    inventory: PlanInventory,
+    inventory: Arc<PlanInventory>,
     /// The modification each drifting object needed, and in how many reconciles in a row.
     drift: DriftMemory,
 }
