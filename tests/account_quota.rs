@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use alicloud_db_operator::crd::{BackupPlan, BackupPlanSpec, CredentialsRef};
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
 use reqwest::Method;
 use serde_json::json;
@@ -58,15 +57,8 @@ async fn two_secrets_of_one_account_share_its_quota_and_are_never_throttled() {
             json!({"accessKeyId": key, "accessKeySecret": secret, "accountId": ACCOUNT}),
         )
         .await;
-        let credentials: Secret = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "stringData": {"accessKeyId": key, "accessKeySecret": secret}
-        }))
-        .expect("credentials Secret");
-        w.secrets()
-            .create(&PostParams::default(), &credentials)
-            .await
-            .expect("create the credentials Secret");
+        w.create_key_secret(name, (key, secret), Default::default())
+            .await;
     }
     let mut args = fast_flags(&w.emulator.url());
     args.extend(["--watch-namespace".to_owned(), w.ns.clone()]);

@@ -8,8 +8,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use alicloud_db_operator::crd::{BackupPlan, BackupPlanSpec, CredentialsRef};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::PostParams;
 use reqwest::Method;
 use serde_json::json;
 
@@ -113,15 +111,8 @@ async fn a_slow_account_does_not_stall_the_other_accounts_creations_and_deletion
         json!({"accessKeyId": key, "accessKeySecret": secret}),
     )
     .await;
-    let other: Secret = serde_json::from_value(json!({
-        "metadata": {"name": OTHER_CREDENTIALS},
-        "stringData": {"accessKeyId": key, "accessKeySecret": secret}
-    }))
-    .expect("credentials Secret");
-    w.secrets()
-        .create(&PostParams::default(), &other)
-        .await
-        .expect("create the other account's Secret");
+    w.create_key_secret(OTHER_CREDENTIALS, OTHER_KEY, Default::default())
+        .await;
     let op = operator(&w);
 
     // The slow account's objects, and one of the other account's, Ready while all is quick.

@@ -444,9 +444,20 @@ impl World {
 
     /// Creates a credentials Secret `name` for the samples' account, with `labels`.
     pub async fn create_credentials(&self, name: &str, labels: BTreeMap<&str, &str>) {
+        self.create_key_secret(name, (ACCESS_KEY_ID, ACCESS_KEY_SECRET), labels)
+            .await;
+    }
+
+    /// Creates the credentials Secret `name` holding the AccessKey pair `(id, secret)`.
+    pub async fn create_key_secret(
+        &self,
+        name: &str,
+        (id, secret): (&str, &str),
+        labels: BTreeMap<&str, &str>,
+    ) {
         let secret: Secret = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": labels},
-            "stringData": {"accessKeyId": ACCESS_KEY_ID, "accessKeySecret": ACCESS_KEY_SECRET}
+            "stringData": {"accessKeyId": id, "accessKeySecret": secret}
         }))
         .expect("credentials Secret");
         self.secrets()
