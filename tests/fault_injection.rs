@@ -284,6 +284,20 @@ async fn under_thirty_percent_failures_every_object_converges_within_a_bounded_n
         (total as f64) <= bound,
         "{total} calls > bound {bound:.0}: {outcomes:?}"
     );
+    // No loop once converged: over a quiet window, with the faults still on, the live objects
+    // cost their resync reads (failed ones retried) and nothing more.
+    let window = Duration::from_secs(6);
+    let before = world.call_count();
+    tokio::time::sleep(window).await;
+    let quiet = world.call_count() - before;
+    let live = (live_plans.len() + live_conns.len()) as f64;
+    let quiet_bound = 2.0 * live * READS_PER_RESYNC * (window.as_secs_f64() / RESYNC_S + 1.0)
+        / (1.0 - FAILURE_RATE);
+    eprintln!("{quiet} calls in the quiet {window:?}, bound {quiet_bound:.0}");
+    assert!(
+        (quiet as f64) <= quiet_bound,
+        "{quiet} calls in {window:?} once converged > {quiet_bound:.0}"
+    );
     // At all: the account of every call is the operator's (no call escaped the faults).
     assert!(
         snapshot
