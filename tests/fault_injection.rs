@@ -320,3 +320,61 @@ async fn under_thirty_percent_failures_every_object_converges_within_a_bounded_n
     );
     op.kill();
 }
+
+/// A modification that fails (an outage, a busy instance) is not a modification DBS refuses to
+/// keep: after three failed attempts in a row it is sent a fourth time and the plan converges,
+/// never `DriftNotConverging` (which stops sending until the spec changes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_modifications_are_retried_not_taken_for_drift_that_does_not_converge() {
+    let world = World::start(
+        "faults-drift",
+        Setup {
+            controllers: vec![common::Controller::BackupPlan],
+            ..Setup::default()
+        },
+    )
+    .await;
+    world
+        .create(&BackupPlan::new("drift", backup_plan_spec()))
+        .await;
+    let _: BackupPlan = world.wait_ready("drift").await;
+    common::fail_next(
+        &world.emulator,
+        "ModifyBackupStrategy",
+        ("InternalError", 500),
+        3,
+    )
+    .await;
+    let schedule = BackupSchedule {
+        weekdays: vec![Weekday::Sunday],
+        start_time: "01:00".into(),
+    };
+    world
+        .patch::<BackupPlan>("drift", json!({"spec": {"schedule": schedule}}))
+        .await;
+    eventually(
+        "drift Ready with the new schedule",
+        Duration::from_secs(30),
+        || async {
+            let plan: BackupPlan = world.get("drift").await;
+            let stalled = common::condition(&plan, "Stalled").filter(|c| c.status == "True");
+            if let Some(c) = stalled {
+                panic!("stalled: {} {}", c.reason, c.message);
+            }
+            is_ready(&plan)
+                .then_some(())
+                .ok_or_else(|| format!("{:?}", plan.status))
+        },
+    )
+    .await;
+    let outcomes: Vec<String> = world
+        .outcomes("ModifyBackupStrategy")
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["InternalError", "InternalError", "InternalError", "Success"],
+        "three failures, then the change"
+    );
+}
