@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// How often to look again while an RDS instance is busy.
     #[arg(long, env = "ALICLOUD_DB_OPERATOR_INSTANCE_POLL_INTERVAL", default_value = "5s", value_parser = parse_period)]
     pub instance_poll_interval: Duration,
+    /// Deadline of one HTTP attempt of a cloud call (body included); a call that gets no
+    /// answer in time is retried like a 5xx.
+    #[arg(long, env = "ALICLOUD_DB_OPERATOR_CLOUD_TIMEOUT", default_value = "15s", value_parser = parse_period)]
+    pub cloud_timeout: Duration,
     /// Log format.
     #[arg(long, env = "ALICLOUD_DB_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

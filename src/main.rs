@@ -233,6 +233,7 @@ fn cloud_client(
         },
         user_agent: operator_user_agent(args.pod_name.as_deref()),
         observer: Observer::new(metrics),
+        timeout: args.cloud_timeout,
         ..ClientConfig::default()
     };
     let cloud = AlibabaCloud::new(config).context("building the Alibaba Cloud client")?;

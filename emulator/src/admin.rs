@@ -116,6 +116,16 @@ async fn set_fault(
             "errorRate must be 0..1 and httpStatus a valid status",
         );
     }
+    let bad_mix = rule
+        .mix
+        .iter()
+        .any(|f| f.timeout_ms.is_none() && StatusCode::from_u16(f.http_status).is_err());
+    if bad_mix || (!rule.mix.is_empty() && rule.mix.iter().all(|f| f.weight == 0)) {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "every mix entry needs a valid httpStatus (or timeoutMs), and one a weight above 0",
+        );
+    }
     if rule.account_id.as_deref() == Some("") {
         return fail(StatusCode::BAD_REQUEST, "accountId must not be empty");
     }
@@ -277,11 +287,14 @@ async fn add_instance(AxState(shared): AxState<Shared>, body: Bytes) -> Response
 
 /// Body of PUT /instances/{id}.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct StatusBody {
-    status: String,
+    status: Option<String>,
+    /// `Unlock` unlocks; any other value locks the instance with that `LockMode`.
+    lock_mode: Option<String>,
 }
 
-/// PUT /instances/{id}: forces a status (`Running` clears the override).
+/// PUT /instances/{id}: forces a status (`Running` clears the override) and/or a lock mode.
 async fn set_instance_status(
     AxState(shared): AxState<Shared>,
     Path(id): Path<String>,
@@ -295,11 +308,18 @@ async fn set_instance_status(
     let Some(inst) = st.instance_mut(&id) else {
         return fail(StatusCode::NOT_FOUND, format!("instance {id} not found"));
     };
-    if b.status == "Running" {
-        inst.forced_status = None;
-        inst.busy_until_ms = 0;
-    } else {
-        inst.forced_status = Some(b.status);
+    match b.status.as_deref() {
+        None => {}
+        Some("Running") => {
+            inst.forced_status = None;
+            inst.busy_until_ms = 0;
+        }
+        Some(other) => inst.forced_status = Some(other.to_owned()),
+    }
+    match b.lock_mode.as_deref() {
+        None => {}
+        Some("Unlock" | "") => inst.lock_mode = None,
+        Some(mode) => inst.lock_mode = Some(mode.to_owned()),
     }
     ok()
 }

@@ -22,6 +22,9 @@ pub struct FaultRule {
     pub http_status: u16,
     /// Latency added to every call, ms.
     pub latency_ms: u64,
+    /// When not empty, a failing call draws one of these failures (by weight) instead of
+    /// `code`/`http_status`.
+    pub mix: Vec<MixedFailure>,
 }
 
 impl Default for FaultRule {
@@ -32,9 +35,63 @@ impl Default for FaultRule {
             code: "ServiceUnavailable".into(),
             http_status: 503,
             latency_ms: 0,
+            mix: Vec::new(),
         }
     }
 }
+
+/// One failure of a rule's `mix`: an error answer, or (with `timeout_ms`) no timely answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MixedFailure {
+    /// Error code returned (ignored for a timeout).
+    pub code: String,
+    /// HTTP status returned (ignored for a timeout).
+    pub http_status: u16,
+    /// Relative weight of this failure in the draw (0 never drawn).
+    pub weight: u32,
+    /// A timeout: the call is held this long before the emulator answers 504 `Timeout`; set it
+    /// longer than the client's deadline so the client gives up first.
+    pub timeout_ms: Option<u64>,
+    /// With `timeout_ms`: the action is carried out before the answer is withheld (the answer
+    /// is lost, not the request).
+    pub after_work: bool,
+}
+
+impl Default for MixedFailure {
+    fn default() -> Self {
+        Self {
+            code: "ServiceUnavailable".into(),
+            http_status: 503,
+            weight: 1,
+            timeout_ms: None,
+            after_work: false,
+        }
+    }
+}
+
+/// A call held without a timely answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout {
+    /// How long the call is held before the 504 answer, ms.
+    pub hold_ms: u64,
+    /// Whether the action is carried out first.
+    pub after_work: bool,
+}
+
+impl Timeout {
+    /// The 504 answer sent once the hold is over (if the client still listens).
+    pub fn error() -> ApiError {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            TIMEOUT_CODE,
+            "The request has timed out. (injected by alicloud-emulator)",
+        )
+    }
+}
+
+/// The call log's outcome of an injected timeout.
+pub const TIMEOUT_CODE: &str = "Timeout";
 
 /// Body of `POST /_emulator/faults/{action}/once`.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +122,8 @@ pub struct FaultDecision {
     pub latency_ms: u64,
     /// Injected error, if any.
     pub error: Option<ApiError>,
+    /// Injected timeout, if any (then `error` is `None`).
+    pub timeout: Option<Timeout>,
 }
 
 /// All configured faults.
@@ -131,6 +190,7 @@ impl Faults {
         let mut decision = FaultDecision {
             latency_ms: rule.map_or(0, |r| r.latency_ms),
             error: None,
+            timeout: None,
         };
         for key in [action, "*"] {
             if let Some(queue) = self.once.get_mut(key)
@@ -144,10 +204,41 @@ impl Faults {
             && rule.error_rate > 0.0
             && rand::random::<f64>() < rule.error_rate
         {
-            decision.error = Some(injected(&rule.code, rule.http_status));
+            match draw(&rule.mix) {
+                None => decision.error = Some(injected(&rule.code, rule.http_status)),
+                Some(MixedFailure {
+                    timeout_ms: Some(hold_ms),
+                    after_work,
+                    ..
+                }) => {
+                    decision.timeout = Some(Timeout {
+                        hold_ms: *hold_ms,
+                        after_work: *after_work,
+                    });
+                }
+                Some(f) => decision.error = Some(injected(&f.code, f.http_status)),
+            }
         }
         decision
     }
+}
+
+/// One failure of `mix` drawn by weight; `None` when the mix is empty (or all weights are 0).
+fn draw(mix: &[MixedFailure]) -> Option<&MixedFailure> {
+    let total: u64 = mix.iter().map(|f| u64::from(f.weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut pick = rand::random_range(0..total);
+    mix.iter().find(|f| {
+        let w = u64::from(f.weight);
+        if pick < w {
+            true
+        } else {
+            pick -= w;
+            false
+        }
+    })
 }
 
 #[cfg(test)]
@@ -215,6 +306,72 @@ mod tests {
         faults.set_rule("Act", rule(None, 0, 1.0));
         assert!(faults.decide("Act", "a").error.is_none());
         assert!(faults.decide("Act", "b").error.is_some());
+    }
+
+    #[test]
+    fn a_mixed_rule_draws_every_failure_of_its_mix_by_weight() {
+        let mut faults = Faults::default();
+        let failure = |code: &str, status: u16, weight: u32| MixedFailure {
+            code: code.into(),
+            http_status: status,
+            weight,
+            ..MixedFailure::default()
+        };
+        faults.set_rule(
+            "*",
+            FaultRule {
+                error_rate: 1.0,
+                mix: vec![
+                    failure("InternalError", 500, 1),
+                    failure("Throttling.User", 400, 1),
+                    failure("Never", 599, 0),
+                    MixedFailure {
+                        timeout_ms: Some(3_000),
+                        after_work: true,
+                        ..MixedFailure::default()
+                    },
+                ],
+                ..FaultRule::default()
+            },
+        );
+        let mut seen = HashMap::<String, u32>::new();
+        for _ in 0..400 {
+            let d = faults.decide("Act", "a");
+            let key = match (d.error, d.timeout) {
+                (Some(e), None) => format!("{} {}", e.code, e.status.as_u16()),
+                (None, Some(t)) => format!("timeout {} {}", t.hold_ms, t.after_work),
+                other => panic!("exactly one of error and timeout: {other:?}"),
+            };
+            *seen.entry(key).or_default() += 1;
+        }
+        let mut kinds: Vec<&str> = seen.keys().map(String::as_str).collect();
+        kinds.sort_unstable();
+        assert_eq!(
+            kinds,
+            [
+                "InternalError 500",
+                "Throttling.User 400",
+                "timeout 3000 true"
+            ]
+        );
+        assert!(seen.values().all(|&n| n > 60), "roughly equal: {seen:?}");
+    }
+
+    #[test]
+    fn a_rule_without_a_mix_keeps_its_single_code() {
+        let mut faults = Faults::default();
+        faults.set_rule(
+            "*",
+            FaultRule {
+                error_rate: 1.0,
+                code: "InternalError".into(),
+                http_status: 500,
+                ..FaultRule::default()
+            },
+        );
+        let d = faults.decide("Act", "a");
+        assert!(d.timeout.is_none());
+        assert_eq!(d.error.map(|e| e.code).as_deref(), Some("InternalError"));
     }
 
     #[test]

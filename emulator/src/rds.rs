@@ -131,6 +131,7 @@ fn allocate(state: &mut State, p: &Params, now_ms: i64) -> Result<Map<String, Va
             "Specified port is not valid: 1000-5999.",
         )
     })?;
+    ensure_unlocked(inst)?;
     if inst.status(now_ms) != "Running" {
         return Err(ApiError::bad_request(
             "IncorrectDBInstanceState",
@@ -168,6 +169,19 @@ fn allocate(state: &mut State, p: &Params, now_ms: i64) -> Result<Map<String, Va
     Ok(object(
         json!({ "DbInstanceName": id, "ConnectionString": connection_string }),
     ))
+}
+
+/// 403 `IncorrectDBInstanceLockMode` when the instance is locked (overdue payment, full
+/// disk, ...).
+fn ensure_unlocked(inst: &Instance) -> Result<(), ApiError> {
+    match &inst.lock_mode {
+        None => Ok(()),
+        Some(mode) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "IncorrectDBInstanceLockMode",
+            format!("Current DB instance lock mode {mode} does not support this operation."),
+        )),
+    }
 }
 
 /// 400 `OperationDenied.DBInstanceStatus` unless the instance is Running.
@@ -217,6 +231,7 @@ fn modify(state: &mut State, p: &Params, now_ms: i64) -> Result<Map<String, Valu
             "Specified port is not valid: 1000-5999.",
         )
     })?;
+    ensure_unlocked(inst)?;
     ensure_running(inst, now_ms)?;
     let (region, id, engine) = (
         inst.region.clone(),
@@ -299,6 +314,7 @@ fn release(
             "The internal endpoint cannot be released: at least one network type must exist.",
         ));
     }
+    ensure_unlocked(inst)?;
     ensure_running(inst, now_ms)?;
     inst.connections.remove(idx);
     inst.busy_until_ms = now_ms + busy_ms;
@@ -343,8 +359,8 @@ fn attribute(state: &mut State, p: &Params, now_ms: i64) -> Result<Map<String, V
     let attr = json!({
         "DBInstanceId": inst.db_instance_id,
         "DBInstanceStatus": inst.status(now_ms),
-        "LockMode": "Unlock",
-        "LockReason": "",
+        "LockMode": inst.lock_mode.as_deref().unwrap_or("Unlock"),
+        "LockReason": if inst.lock_mode.is_some() { "instance locked (emulator)" } else { "" },
         "Engine": inst.engine,
         "RegionId": inst.region,
         "DBInstanceNetType": if inst.public().is_some() { "Internet" } else { "Intranet" },

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{self, AuthInput, Principal};
 use crate::config::EmulatorConfig;
 use crate::error::{ApiError, EmulatorError};
+use crate::faults::{FaultDecision, Timeout};
 use crate::snapshot::Snapshot;
 use crate::state::{CallRecord, Shared, State};
 use crate::wire::{self, Format, Params, Product};
@@ -163,7 +164,7 @@ fn admit(
     call: &mut CallInfo,
     input: &AuthInput<'_>,
     now_ms: i64,
-) -> Result<(Principal, u64, Option<ApiError>), ApiError> {
+) -> Result<(Principal, FaultDecision), ApiError> {
     let anonymous = call.product == Product::Sts && sts::ANONYMOUS.contains(&call.action.as_str());
     let who = if anonymous {
         Principal {
@@ -203,7 +204,7 @@ fn admit(
         ));
     }
     let decision = state.faults.decide(&call.action, &who.account_id);
-    Ok((who, decision.latency_ms, decision.error))
+    Ok((who, decision))
 }
 
 /// Handles every RPC request on `/`.
@@ -284,33 +285,32 @@ async fn rpc(
         }
         result
     };
-    let (who, latency_ms, fault) = match admitted {
+    let (who, decision) = match admitted {
         Ok(v) => v,
         Err(e) => return wire::error_response(&e, &request_id, Some(product), format),
     };
-    if latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+    if decision.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(decision.latency_ms)).await;
+    }
+    if let Some(timeout) = decision.timeout {
+        let e = Timeout::error();
+        {
+            let mut state = shared.lock();
+            if timeout.after_work {
+                // The work is done, its answer lost: the outcome is logged as the timeout.
+                let _ = handle(&mut state, &who, &call, &params);
+            }
+            call.record(&mut state, &e.code, e.status);
+        }
+        tokio::time::sleep(Duration::from_millis(timeout.hold_ms)).await;
+        return wire::error_response(&e, &request_id, Some(product), format);
     }
     let mut state = shared.lock();
-    if let Some(e) = fault {
+    if let Some(e) = decision.error {
         call.record(&mut state, &e.code, e.status);
         return wire::error_response(&e, &request_id, Some(product), format);
     }
-    let now = wire::now_ms();
-    let result = match product {
-        Product::Dbs => Ok(dbs::handle(&mut state, &who, &call.action, &params, now)),
-        Product::Rds => rds::handle(&mut state, &call.action, &params, now)
-            .map(|b| (b, "Success".to_string(), StatusCode::OK)),
-        Product::Sts => sts::handle(
-            &mut state,
-            &who,
-            &call.access_key_id,
-            &call.action,
-            &params,
-            now,
-        )
-        .map(|b| (b, "Success".to_string(), StatusCode::OK)),
-    };
+    let result = handle(&mut state, &who, &call, &params);
     match result {
         Ok((body, outcome, status)) => {
             call.record(&mut state, &outcome, status);
@@ -322,5 +322,30 @@ async fn rpc(
             tracing::debug!(action = %call.action, code = %e.code, "rpc failed");
             wire::error_response(&e, &request_id, Some(product), format)
         }
+    }
+}
+
+/// Runs the action's handler: the body, the call log's outcome and the status.
+fn handle(
+    state: &mut State,
+    who: &Principal,
+    call: &CallInfo,
+    params: &Params,
+) -> Result<
+    (
+        serde_json::Map<String, serde_json::Value>,
+        String,
+        StatusCode,
+    ),
+    ApiError,
+> {
+    let now = wire::now_ms();
+    let action = call.action.as_str();
+    match call.product {
+        Product::Dbs => Ok(dbs::handle(state, who, action, params, now)),
+        Product::Rds => rds::handle(state, action, params, now)
+            .map(|b| (b, "Success".to_string(), StatusCode::OK)),
+        Product::Sts => sts::handle(state, who, &call.access_key_id, action, params, now)
+            .map(|b| (b, "Success".to_string(), StatusCode::OK)),
     }
 }

@@ -243,6 +243,9 @@ pub struct Instance {
     pub forced_status: Option<String>,
     /// End of the current connection-change busy period, epoch ms.
     pub busy_until_ms: i64,
+    /// `LockMode` set through the admin API (`None`: `Unlock`); a locked instance refuses
+    /// endpoint changes.
+    pub lock_mode: Option<String>,
     /// Endpoints, the internal one first.
     pub connections: Vec<Connection>,
 }
@@ -272,6 +275,7 @@ impl Instance {
             network_type: network_type.to_string(),
             forced_status: None,
             busy_until_ms: 0,
+            lock_mode: None,
             connections: vec![internal],
         }
     }

@@ -70,3 +70,51 @@ pub async fn fail_always(emulator: &Emulator, action: &str, (code, status): (&st
 pub async fn clear_faults(emulator: &Emulator) {
     admin(emulator, Method::DELETE, "/faults", json!({})).await;
 }
+
+/// STS credentials `(AccessKeyId, AccessKeySecret, SecurityToken)` of the role
+/// `acs:ram::<uid>:role/db-operator`, issued by the emulator's AssumeRoleWithOIDC (anonymous,
+/// so no client is needed); they expire after the emulator's `stsMaxDurationSeconds` cap, if
+/// one is set, else after 900 s.
+pub async fn sts_credentials(emulator: &Emulator, uid: &str) -> (String, String, String) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let payload = json!({"iss": "https://oidc.test", "sub": "system:serviceaccount:test:op",
+        "aud": "sts.aliyuncs.com", "iat": now, "exp": now + 3600});
+    let token = format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64.encode(r#"{"alg":"RS256"}"#),
+        b64.encode(payload.to_string())
+    );
+    let role = format!("acs:ram::{uid}:role/db-operator");
+    let provider = format!("acs:ram::{uid}:oidc-provider/test");
+    let response = reqwest::Client::new()
+        .post(emulator.url())
+        .form(&[
+            ("Action", "AssumeRoleWithOIDC"),
+            ("Version", "2015-04-01"),
+            ("Format", "JSON"),
+            ("RoleArn", &role),
+            ("OIDCProviderArn", &provider),
+            ("OIDCToken", &token),
+            ("DurationSeconds", "900"),
+        ])
+        .send()
+        .await
+        .expect("AssumeRoleWithOIDC answers");
+    let body: Value = response.json().await.expect("JSON");
+    let field = |k: &str| {
+        body["Credentials"][k]
+            .as_str()
+            .unwrap_or_else(|| panic!("Credentials.{k} in {body}"))
+            .to_owned()
+    };
+    (
+        field("AccessKeyId"),
+        field("AccessKeySecret"),
+        field("SecurityToken"),
+    )
+}

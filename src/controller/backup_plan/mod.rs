@@ -226,13 +226,13 @@ impl BackupPlans {
         facts.current_password_version = observed.password_version();
         facts.observed = observed.sighting.as_ref().map(|s| &s.observation);
         let step = decide::decide(&facts, Timestamp::now());
-        let step = self
-            .drift
-            .check(&obj.uid().unwrap_or_default(), step, &facts);
+        let uid = obj.uid().unwrap_or_default();
+        let step = self.drift.check(&uid, step, &facts);
         if let (Some(id), Some(sighting)) = (id.as_deref(), &observed.sighting) {
             report::record_sighting(status, id, sighting);
         }
-        act::act(
+        let modifies = matches!(step, Step::Modify(_));
+        let acted = act::act(
             rt,
             &self.inventory,
             obj,
@@ -241,8 +241,13 @@ impl BackupPlans {
             step,
             status,
         )
-        .await
-        .map(Some)
+        .await;
+        if modifies && acted.is_err() {
+            // DBS refused the call or never answered: a failed call is no sign that DBS does
+            // not keep the value, so an outage never turns into `DriftNotConverging`.
+            self.drift.forget(&uid);
+        }
+        acted.map(Some)
     }
 }
 

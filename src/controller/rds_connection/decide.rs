@@ -211,8 +211,28 @@ pub fn matches_spec(spec: &RdsConnectionSpec, endpoint: &NetInfoEndpoint) -> boo
         && optional_matches(spec.pg_bouncer_port, endpoint.pg_bouncer_port)
 }
 
-/// The next step for a live object.
+/// The next step for a live object. A change due on a locked instance stalls: RDS refuses it
+/// until the instance is unlocked, which only the account owner can do.
 pub fn next_step(spec: &RdsConnectionSpec, owned: Ownership<'_>, observed: &Observed) -> Step {
+    let step = step_ignoring_locks(spec, owned, observed);
+    match (&step, observed.lock()) {
+        (Step::Allocate(_) | Step::Modify { .. }, Some(mode)) => Step::Stall {
+            reason: Reason::InstanceLocked,
+            message: format!(
+                "instance {} is locked (LockMode {mode}); RDS refuses endpoint changes until it                  is unlocked: settle an overdue payment or free disk space, see the RDS console",
+                spec.db_instance_id
+            ),
+        },
+        _ => step,
+    }
+}
+
+/// [`next_step`] as if the instance were not locked.
+fn step_ignoring_locks(
+    spec: &RdsConnectionSpec,
+    owned: Ownership<'_>,
+    observed: &Observed,
+) -> Step {
     let running = observed.is_running();
     match our_endpoint(spec, owned, &observed.net_info) {
         Some(endpoint) if matches_spec(spec, endpoint) => {

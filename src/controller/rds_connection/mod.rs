@@ -95,6 +95,20 @@ impl Reconciler for RdsConnections {
                 }
             }
         }
+        // Before any cloud call: an endpoint allocated for a Secret that cannot receive it
+        // would be public for nothing.
+        match report::secret_refusal(&rt.ctx, obj).await {
+            Ok(None) => {}
+            Ok(Some(message)) => {
+                let phase = Phase::stalled(Reason::SecretExists, message);
+                report::write(rt, obj, &Report::phase(phase)).await?;
+                return Ok(Action::requeue(resync));
+            }
+            Err(e) => {
+                report::write(rt, obj, &Report::phase(Phase::of_error(&e))).await?;
+                return Err(e);
+            }
+        }
         let (mut report, mut action) = match reconcile_endpoint(rt, obj).await {
             Ok(outcome) => outcome,
             Err(e) => {

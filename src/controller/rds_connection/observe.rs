@@ -10,12 +10,22 @@ pub struct Observed {
     pub instance_status: String,
     /// Endpoints from `DescribeDBInstanceNetInfo`.
     pub net_info: InstanceNetInfo,
+    /// `LockMode` from `DescribeDBInstanceAttribute` (`Unlock`, `ManualLock`,
+    /// `LockByExpiration`, ...; empty when RDS did not say).
+    pub lock_mode: String,
 }
 
 impl Observed {
     /// Only `Running` lets endpoint operations through; every other status is transitional.
     pub fn is_running(&self) -> bool {
         self.instance_status == "Running"
+    }
+
+    /// The lock mode when RDS reports the instance locked (an overdue payment, a full disk, a
+    /// manual lock): it then refuses endpoint changes whatever its status.
+    pub fn lock(&self) -> Option<&str> {
+        let mode = self.lock_mode.as_str();
+        (!mode.is_empty() && !mode.eq_ignore_ascii_case("Unlock")).then_some(mode)
     }
 }
 
@@ -29,8 +39,10 @@ pub async fn observe(
         rds.describe_db_instance_attribute(scope, db_instance_id),
         rds.describe_db_instance_net_info(scope, db_instance_id),
     );
+    let attribute = attribute?;
     Ok(Observed {
-        instance_status: attribute?.db_instance_status,
+        instance_status: attribute.db_instance_status,
         net_info: net_info?,
+        lock_mode: attribute.lock_mode.unwrap_or_default(),
     })
 }

@@ -8,7 +8,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use kube::runtime::controller::Action;
 
-pub use self::secret::{MANAGED_BY_LABEL, SecretWrite, apply_secret, secret_from_status};
+pub use self::secret::{
+    MANAGED_BY_LABEL, SecretWrite, apply_secret, secret_from_status, secret_refusal,
+};
 use super::decide::Step;
 use super::observe::Observed;
 use crate::cloud::CloudError;
@@ -36,6 +38,8 @@ reasons! {
         InvalidSpec,
         /// The instance does not exist.
         InstanceNotFound,
+        /// RDS locked the instance; endpoint changes wait until it is unlocked.
+        InstanceLocked,
         /// The instance has a public endpoint this object did not create, and `adopt` is not
         /// set.
         EndpointExists,

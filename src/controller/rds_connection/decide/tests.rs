@@ -50,6 +50,7 @@ fn observed(status: &str, endpoints: Vec<NetInfoEndpoint>) -> Observed {
             instance_network_type: Some("VPC".into()),
             endpoints,
         },
+        lock_mode: "Unlock".into(),
     }
 }
 
@@ -682,4 +683,26 @@ fn release_names_the_network_type_rds_reports() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn a_locked_instance_stalls_a_due_change_but_not_a_ready_endpoint() {
+    let mut locked = observed("Running", vec![]);
+    locked.lock_mode = "LockByExpiration".into();
+    assert!(matches!(
+        next_step(&spec("myapp-db", 3306), own(None, None), &locked),
+        Step::Stall { reason: Reason::InstanceLocked, message } if message.contains("LockByExpiration")
+    ));
+    let mut ready = observed("Running", vec![public("myapp-db", 3306)]);
+    ready.lock_mode = "ManualLock".into();
+    assert!(matches!(
+        next_step(
+            &spec("myapp-db", 3306),
+            own(Some("myapp-db.mysql.rds.aliyuncs.com"), None),
+            &ready
+        ),
+        Step::Ready { .. }
+    ));
+    ready.lock_mode = String::new();
+    assert_eq!(ready.lock(), None, "no LockMode reported is no lock");
 }

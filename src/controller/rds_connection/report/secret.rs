@@ -103,6 +103,18 @@ fn managed_by_operator(meta: &ObjectMeta) -> bool {
         .is_some_and(|v| v == MANAGED_BY_LABEL.1)
 }
 
+/// Whether `writeConnectionSecretToRef` names a Secret this object may not write, checked
+/// before any cloud call so that no endpoint is allocated (and exposed) for a Secret that
+/// cannot receive it: `Ok(Some(message))` for `SecretExists`, `Err` for `SecretNotUsable` (see
+/// [`check_secret_owner`]).
+pub async fn secret_refusal(ctx: &Context, obj: &RdsConnection) -> Result<Option<String>, Error> {
+    let Some(target) = &obj.spec.write_connection_secret_to_ref else {
+        return Ok(None);
+    };
+    let api: Api<Secret> = ctx.api(&obj.namespace().unwrap_or_default());
+    check_secret_owner(api.get_opt(&target.name).await?.as_ref(), obj)
+}
+
 /// Creates or updates the endpoint Secret named by `writeConnectionSecretToRef`, owned by
 /// `obj` (controller reference), by server-side apply; a Secret the operator did not create is
 /// left alone ([`SecretWrite::Refused`]).
