@@ -16,10 +16,10 @@ mod invariants;
 #[path = "crash_matrix/rounds.rs"]
 mod rounds;
 
-use alicloud_db_operator::crd::{BackupPlan, BackupPlanSpec, RdsConnection};
+use alicloud_db_operator::crd::{BackupPlan, RdsConnection};
 use serde_json::json;
 
-use common::{CREDENTIALS, Operator, Setup, World, backup_plan_spec, rds_connection};
+use common::{CREDENTIALS, Setup, World, backup_plan_spec, rds_connection};
 use invariants::{Created, assert_inventory_matches};
 
 /// The RDS instances of every world of this file: one public endpoint each at most.
@@ -75,10 +75,6 @@ struct Cell {
 const OBJECT: &str = "subject";
 const FAST_PRECHECK: std::time::Duration = std::time::Duration::from_millis(300);
 
-fn plan_spec() -> BackupPlanSpec {
-    backup_plan_spec()
-}
-
 /// Runs `cell`: an operator with the failpoint, the trigger, the SIGKILL, maybe a deletion while
 /// down, a restarted operator, and the invariants once it has settled. Returns the world.
 async fn run_cell(cell: Cell) -> World {
@@ -86,7 +82,7 @@ async fn run_cell(cell: Cell) -> World {
     let mut first = w.operator(&format!("{}-1", cell.name), Some(cell.failpoint));
     match cell.kind {
         Kind::Plan => {
-            w.create(&BackupPlan::new(OBJECT, plan_spec())).await;
+            w.create(&BackupPlan::new(OBJECT, backup_plan_spec())).await;
         }
         Kind::Connection => {
             let conn = rds_connection(OBJECT, INSTANCES[0], "crash-subject", 3306, CREDENTIALS);
@@ -416,9 +412,4 @@ async fn sigkill_after_release_instance_connection_completes_the_deletion() {
 #[tokio::test(flavor = "multi_thread")]
 async fn random_sigkills_over_many_rounds_leave_no_duplicate_leak_or_stuck_object() {
     rounds::run(rounds::Config::from_env()).await;
-}
-
-/// The operator binary for `w`, without a failpoint (for the rounds).
-pub fn operator(w: &World, name: &str) -> Operator {
-    w.operator(name, None)
 }

@@ -20,7 +20,7 @@ use crate::common::{
     rds_connection,
 };
 use crate::invariants::{Created, assert_inventory_matches, settled};
-use crate::{FAST_PRECHECK, INSTANCES, operator, world};
+use crate::{FAST_PRECHECK, INSTANCES, world};
 
 /// At most this many BackupPlans live at once.
 const MAX_PLANS: usize = 4;
@@ -112,7 +112,7 @@ pub async fn run(config: Config) {
         if down {
             change(&w, &mut rng, &mut model, OperatorState::Down, &mut done).await;
         }
-        let mut op = operator(&w, &format!("cm-round-{round}"));
+        let mut op = w.operator(&format!("cm-round-{round}"), None);
         if !down {
             change(&w, &mut rng, &mut model, OperatorState::Up, &mut done).await;
         }
@@ -134,7 +134,7 @@ pub async fn run(config: Config) {
     }
 
     clear_faults(&w.emulator).await;
-    let mut last = operator(&w, "cm-rounds-final");
+    let mut last = w.operator("cm-rounds-final", None);
     let what = format!("every object settled (seed {})", config.seed);
     eventually(&what, SETTLE, || async {
         let stuck = still_there(&w, &model.deleted).await;
