@@ -4,11 +4,15 @@
 //! (in-cluster config or `KUBECONFIG`) — with `--leader-elect`, only while holding the Lease.
 //! Every flag also reads an environment variable (`src/cli.rs`); `RUST_LOG` sets the log filter.
 //!
-//! Fault injection for the crash test suite: `ALICLOUD_DB_OPERATOR_FAILPOINT=kill-after-create-backup-plan`
-//! makes the process SIGKILL itself right after a successful CreateBackupPlan, before the plan
-//! id reaches the status; `kill-after-start-backup-plan` right after a successful
-//! StartBackupPlan, while DBS prechecks. It is read once at start-up and must never be set in
-//! production.
+//! Fault injection for the crash test suite: `ALICLOUD_DB_OPERATOR_FAILPOINT=kill-after-<action>`
+//! makes the process SIGKILL itself right after a successful call of that action, before what it
+//! learned reaches the object (status, annotation, finalizer): `kill-after-create-backup-plan`,
+//! `-configure-backup-plan`, `-start-backup-plan` (while DBS prechecks), `-modify-backup-plan`
+//! (any Modify* of a plan), `-release-backup-plan`, `-allocate-instance-public-connection`,
+//! `-modify-db-instance-connection-string` and `-release-instance-connection`
+//! (`controller::Failpoint`); `kill-before-start-backup-plan` kills after the start is recorded in
+//! the status and before StartBackupPlan is sent (a start lost in flight). It is read once at
+//! start-up and must never be set in production.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +76,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         failpoint: args.failpoint,
     };
     if let Some(f) = config.failpoint {
-        tracing::warn!(failpoint = ?f, "fault injection enabled: for crash tests only");
+        tracing::warn!(
+            failpoint = f.name(),
+            "fault injection enabled: for crash tests only"
+        );
     }
     let ctx = Arc::new(
         Context::new(

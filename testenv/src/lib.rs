@@ -83,6 +83,8 @@ pub struct ControlPlane {
     server: String,
     children: Vec<Child>,
     keep_dir: bool,
+    /// kube-apiserver's command line, to start it again the same way.
+    apiserver_args: Vec<std::ffi::OsString>,
 }
 
 impl ControlPlane {
@@ -100,6 +102,7 @@ impl ControlPlane {
             server: String::new(),
             children: Vec::new(),
             keep_dir: std::env::var_os("ALICLOUD_TESTENV_KEEP").is_some(),
+            apiserver_args: Vec::new(),
         };
         // On any error below, `plane` is dropped and kills what it started.
         plane.boot(&opts).await?;
@@ -169,22 +172,8 @@ impl ControlPlane {
             kas.arg("--advertise-address=127.0.0.1")
                 .arg("--endpoint-reconciler-type=none");
         }
-        let kas_log = log_file(&self.dir, "kube-apiserver.log")?;
-        let kas = kas
-            .stdin(Stdio::null())
-            .stdout(
-                kas_log
-                    .try_clone()
-                    .map_err(|e| Error::Start(e.to_string()))?,
-            )
-            .stderr(kas_log)
-            .spawn()
-            .map_err(|e| {
-                Error::Start(format!(
-                    "spawn {}: {e}",
-                    self.assets.kube_apiserver.display()
-                ))
-            })?;
+        self.apiserver_args = kas.get_args().map(ToOwned::to_owned).collect();
+        let kas = self.spawn_apiserver()?;
         self.children.push(kas);
 
         self.server = format!("https://127.0.0.1:{api_port}");
@@ -198,6 +187,51 @@ impl ControlPlane {
         self.start_controller_manager(&pki, opts.ready_timeout)
             .await?;
         Ok(())
+    }
+
+    /// Starts kube-apiserver with [`ControlPlane::apiserver_args`], its output appended to
+    /// `kube-apiserver.log`.
+    fn spawn_apiserver(&self) -> Result<Child, Error> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("kube-apiserver.log"))
+            .map_err(|e| Error::Start(format!("open kube-apiserver.log: {e}")))?;
+        Command::new(&self.assets.kube_apiserver)
+            .args(&self.apiserver_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| Error::Start(e.to_string()))?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| {
+                Error::Start(format!(
+                    "spawn {}: {e}",
+                    self.assets.kube_apiserver.display()
+                ))
+            })
+    }
+
+    /// Restarts kube-apiserver as an upgrade or a crash of a control-plane node would: stops it
+    /// (SIGTERM, SIGKILL after 10 s), leaves the API unreachable for `down_for`, then starts it
+    /// again with the same flags: the same etcd (every object and resource version kept), the
+    /// same address and certificates, so clients reconnect with what they had. Returns once it
+    /// is ready again. etcd and kube-controller-manager keep running.
+    ///
+    /// The watchdog of [`shared`] knows the first kube-apiserver's pid only: restart the API
+    /// server of a control plane of your own ([`ControlPlane::start`]), which its drop stops.
+    pub async fn restart_apiserver(&mut self, down_for: Duration) -> Result<(), Error> {
+        let index = PROCESS_NAMES
+            .iter()
+            .position(|n| *n == "kube-apiserver")
+            .unwrap_or(1);
+        let Some(old) = self.children.get_mut(index) else {
+            return Err(Error::Start("kube-apiserver is not running".into()));
+        };
+        terminate(old);
+        tokio::time::sleep(down_for).await;
+        let fresh = self.spawn_apiserver()?;
+        self.children[index] = fresh;
+        self.wait_ready(Duration::from_secs(120)).await
     }
 
     async fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {

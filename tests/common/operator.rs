@@ -78,10 +78,15 @@ impl Operator {
     /// `alicloud-db-operator run ARGS` with `KUBECONFIG` of the shared control plane, the
     /// samples' account as the operator's own credentials and `POD_NAME=name`.
     pub fn command(name: &str, args: &[String]) -> Command {
+        Self::command_for(alicloud_testenv::shared().kubeconfig_path(), name, args)
+    }
+
+    /// [`Operator::command`] against the control plane of `kubeconfig` (a test's own one).
+    pub fn command_for(kubeconfig: &Path, name: &str, args: &[String]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_alicloud-db-operator"));
         cmd.arg("run")
             .args(args)
-            .env("KUBECONFIG", alicloud_testenv::shared().kubeconfig_path())
+            .env("KUBECONFIG", kubeconfig)
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
             .env("POD_NAME", name)

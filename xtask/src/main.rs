@@ -1,10 +1,11 @@
-//! Developer tasks: `cargo xtask demo`, `cargo xtask test`, `cargo xtask crds`,
+//! Developer tasks: `cargo xtask demo`, `cargo xtask test`, `cargo xtask soak`, `cargo xtask crds`,
 //! `cargo xtask testenv`, `cargo xtask testenv up`.
 
 mod cargo;
 mod demo;
 mod image;
 mod manifests;
+mod soak;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,9 @@ enum Task {
     /// Everything CI checks, in order, each step timed: SDK venv, control-plane binaries, helm and
     /// crane, fmt, clippy, rustdoc, generated files, image, `cargo test --workspace`.
     Test(test::TestArgs),
+    /// The crash matrix's random SIGKILL rounds for longer (many rounds per run, fresh seeds until
+    /// a duration has passed); not part of `test`.
+    Soak(soak::SoakArgs),
     /// Build the container image (static binaries, no daemon) as an OCI archive and check it.
     Image(image::ImageArgs),
     /// Render deploy/ (plain manifests) from the Helm chart with default values.
@@ -161,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
         Task::Crds { check } => crds(check),
         Task::Demo(args) => demo::run(args).await,
         Task::Test(args) => test::run(&args),
+        Task::Soak(args) => soak::run(&args),
         Task::Image(args) => image::run(&args),
         Task::Manifests(args) => manifests::run(&args),
         Task::Testenv { action } => testenv(action).await,

@@ -52,6 +52,11 @@ pub async fn act(
             if let Err(e) = ctx.dbs.configure_backup_plan(scope, &req).await {
                 return configure_refused(rt, &id, status, e);
             }
+            failpoint::kill_if(
+                ctx.config.failpoint,
+                Failpoint::KillAfterConfigureBackupPlan,
+                &id,
+            );
             inventory.mark_changed(&id);
             status.source_password_version = password_version();
             status.backup_log_interval_seconds = req.backup_log_interval_seconds;
@@ -96,6 +101,11 @@ pub async fn act(
                 _ => None,
             };
             let (what, outcome) = modify(&*ctx.dbs, inventory, observed, &id, spec, m).await?;
+            failpoint::kill_if(
+                ctx.config.failpoint,
+                Failpoint::KillAfterModifyBackupPlan,
+                &id,
+            );
             if sends_password {
                 status.source_password_version = password_version();
             }
@@ -171,6 +181,11 @@ async fn start(
     status.precheck_started_at = Some(Time(ceil_second(Timestamp::now())));
     let phase = Phase::reconciling(Reason::Starting, format!("starting plan {id}"));
     report::write(rt, obj, status.clone(), &phase, true).await?;
+    failpoint::kill_if(
+        rt.ctx.config.failpoint,
+        Failpoint::KillBeforeStartBackupPlan,
+        id,
+    );
     if let Err(e) = rt.ctx.dbs.start_backup_plan(scope, id, None).await {
         // Only a call that got no answer at all may have started the plan.
         if e.http_status.is_some() {

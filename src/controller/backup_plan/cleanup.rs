@@ -13,6 +13,7 @@ use super::{backup_plan_id, requests};
 use crate::cloud::Scope;
 use crate::controller::Error;
 use crate::controller::conditions::Phase;
+use crate::controller::failpoint::{self, Failpoint};
 use crate::controller::runtime::Runtime;
 use crate::crd::BackupPlan;
 
@@ -98,6 +99,11 @@ pub async fn cleanup(
     };
     match ended {
         Ok(Ended::Released(id)) => {
+            failpoint::kill_if(
+                rt.ctx.config.failpoint,
+                Failpoint::KillAfterReleaseBackupPlan,
+                &id,
+            );
             inventory.forget(&id);
             let note = format!(
                 "backup plan {id} released (irreversible); backups already in DBS built-in \

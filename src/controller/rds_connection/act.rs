@@ -10,6 +10,7 @@ use super::observe::{self, Observed};
 use super::report::{self, EndpointView, Reason, Report};
 use crate::cloud::{CloudError, Scope};
 use crate::controller::conditions::Phase;
+use crate::controller::failpoint::{self, Failpoint};
 use crate::controller::runtime::Runtime;
 use crate::controller::{Error, cloud_message};
 use crate::crd::{CONNECTION_STRING_PREFIX_ANNOTATION, RdsConnection};
@@ -49,6 +50,11 @@ pub async fn act(
                 .await
             {
                 Ok(connection_string) => {
+                    failpoint::kill_if(
+                        config.failpoint,
+                        Failpoint::KillAfterAllocateInstancePublicConnection,
+                        &connection_string,
+                    );
                     let message = format!(
                         "allocating public endpoint {connection_string}:{}",
                         request.port
@@ -75,6 +81,11 @@ pub async fn act(
                 .await
             {
                 Ok(()) => {
+                    failpoint::kill_if(
+                        config.failpoint,
+                        Failpoint::KillAfterModifyDbInstanceConnectionString,
+                        &endpoint.connection_string,
+                    );
                     let message = format!(
                         "modifying {} to prefix {} port {}",
                         endpoint.connection_string, request.connection_string_prefix, request.port

@@ -11,6 +11,7 @@ use super::report::{self, Reason, Report};
 use super::requests;
 use crate::controller::Error;
 use crate::controller::conditions::Phase;
+use crate::controller::failpoint::{self, Failpoint};
 use crate::controller::runtime::Runtime;
 use crate::crd::RdsConnection;
 
@@ -75,6 +76,11 @@ pub async fn cleanup(rt: &Runtime<RdsConnection>, obj: &RdsConnection) -> Result
     {
         return failed(rt, obj, e.into()).await;
     }
+    failpoint::kill_if(
+        rt.ctx.config.failpoint,
+        Failpoint::KillAfterReleaseInstanceConnection,
+        &endpoint.connection_string,
+    );
     let note = format!(
         "released public endpoint {} of instance {}",
         endpoint.connection_string, spec.db_instance_id
