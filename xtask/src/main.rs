@@ -1,6 +1,7 @@
-//! Developer tasks: `cargo xtask demo`, `cargo xtask test`, `cargo xtask crds`,
+//! Developer tasks: `cargo xtask demo`, `cargo xtask test`, `cargo xtask bench`, `cargo xtask crds`,
 //! `cargo xtask testenv`, `cargo xtask testenv up`.
 
+mod bench;
 mod cargo;
 mod demo;
 mod image;
@@ -27,6 +28,11 @@ enum Task {
     /// Everything CI checks, in order, each step timed: SDK venv, control-plane binaries, helm and
     /// crane, fmt, clippy, rustdoc, generated files, image, `cargo test --workspace`.
     Test(test::TestArgs),
+    /// The operator at scale against the quota floor (release build, its own process): N
+    /// BackupPlans or RdsConnections submitted at once; wall time ÷ floor, cloud calls, throttling,
+    /// writes per object, steady-state calls and memory, time to first reconcile. Not part of
+    /// `test`.
+    Bench(Box<bench::BenchArgs>),
     /// Build the container image (static binaries, no daemon) as an OCI archive and check it.
     Image(image::ImageArgs),
     /// Render deploy/ (plain manifests) from the Helm chart with default values.
@@ -161,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
         Task::Crds { check } => crds(check),
         Task::Demo(args) => demo::run(args).await,
         Task::Test(args) => test::run(&args),
+        Task::Bench(args) => bench::run(*args).await,
         Task::Image(args) => image::run(&args),
         Task::Manifests(args) => manifests::run(&args),
         Task::Testenv { action } => testenv(action).await,
