@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures::StreamExt as _;
 use kube::api::{Api, DynamicObject};
 use kube::discovery::ApiResource;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::Value;
 
 /// One object as the watch saw it.
@@ -29,6 +29,15 @@ pub struct Track {
     last_status: Option<Value>,
 }
 
+/// The watch's task, stopped when this is dropped (also when the bench is interrupted).
+pub struct Watching(tokio::task::JoinHandle<()>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Every object of the namespace, by name.
 #[derive(Clone, Default)]
 pub struct Tracker {
@@ -41,12 +50,14 @@ impl Tracker {
         client: kube::Client,
         namespace: &str,
         resource: &ApiResource,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
+    ) -> (Self, Watching) {
         let tracker = Self::default();
         let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, resource);
         let objects = tracker.objects.clone();
         let task = tokio::spawn(async move {
-            let mut events = watcher(api, watcher::Config::default()).boxed();
+            let mut events = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
             while let Some(event) = events.next().await {
                 let object = match event {
                     Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => o,
@@ -59,7 +70,7 @@ impl Tracker {
                 observe(&objects, &object);
             }
         });
-        (tracker, task)
+        (tracker, Watching(task))
     }
 
     /// A copy of every track.

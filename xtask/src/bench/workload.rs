@@ -270,7 +270,7 @@ pub async fn run(stack: &mut Stack, args: &BenchArgs, load: &Load) -> anyhow::Re
     };
     let (probe_first_write, probe_first_status) = probes(stack, args, load, &api, &tracker).await?;
     let memory_end = measure::memory_kib(pid)?;
-    watch.abort();
+    drop(watch);
     Ok(Run {
         machine_before,
         machine_after,
@@ -341,13 +341,19 @@ async fn wait_ready(
             let calls = Calls::scrape(&stack.http, &stack.metrics_url)
                 .await
                 .unwrap_or_default();
+            let rss = stack
+                .operator_pid()
+                .and_then(|pid| measure::memory_kib(pid).ok())
+                .map_or(0, |(rss, _)| rss);
             println!(
-                "    [{:>4.0} s] {}/{} Ready; cloud calls so far {} (throttled {})",
+                "    [{:>4.0} s] {}/{} Ready; cloud calls so far {} (throttled {}); operator VmRSS \
+                 {:.1} MiB",
                 started.elapsed().as_secs_f64(),
                 ready.len(),
                 names.len(),
                 calls.total(),
-                calls.throttled()
+                calls.throttled(),
+                rss as f64 / 1024.0
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
