@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt as _};
+use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
@@ -107,15 +107,10 @@ pub struct Runtime<K: Managed> {
 }
 
 impl<K: Managed> Runtime<K> {
-    fn new(
-        ctx: Arc<Context>,
-        store: Store<K>,
-        claim_of: ClaimOf<K>,
-        status: StatusWriter<K>,
-    ) -> Self {
+    fn new(ctx: Arc<Context>, store: Store<K>, claim_of: ClaimOf<K>) -> Self {
         Self {
             events: Events::new(&ctx),
-            status,
+            status: StatusWriter::new(ctx.client.clone()),
             backoff: Backoff::new(&ctx.config),
             store,
             claim_of,
@@ -353,9 +348,6 @@ pub async fn run<R: Reconciler>(
     // The cache keeps every object without what no controller reads (`managedFields`,
     // `kubectl apply`'s copy of the object): most of a cached object's size.
     let (store, writer) = reflector::store();
-    // The watch tells the status writer when the cache has caught up with a write.
-    let status = StatusWriter::new(ctx.client.clone());
-    let seen = status.clone();
     // A change of the status alone (our own writes) triggers no reconcile: each step requeues
     // itself when it needs to look again, and a write that woke the object at once made it
     // re-read its cloud resource after every status write.
@@ -363,13 +355,12 @@ pub async fn run<R: Reconciler>(
         .modify(|obj: &mut R::Object| strip(obj.meta_mut()))
         .reflect(writer)
         .applied_objects()
-        .inspect_ok(move |obj| seen.observed(obj))
         .predicate_filter(not_status, PredicateConfig::default());
     let controller = Controller::for_stream(objects, store);
     observe_cache(&ctx, R::CONTROLLER, controller.store());
     let shared = Arc::new(Shared {
         reconciler,
-        rt: Runtime::new(ctx.clone(), controller.store(), R::claim, status),
+        rt: Runtime::new(ctx.clone(), controller.store(), R::claim),
     });
     watches(controller)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))

@@ -84,17 +84,7 @@ pub fn strip(meta: &mut ObjectMeta) {
 /// cache shows it.
 pub struct StatusWriter<K> {
     client: kube::Client,
-    map: Arc<Mutex<HashMap<String, Written<K>>>>,
-}
-
-impl<K> Clone for StatusWriter<K> {
-    /// Another handle on the same records.
-    fn clone(&self) -> Self {
-        Self {
-            client: self.client.clone(),
-            map: self.map.clone(),
-        }
-    }
+    map: Mutex<HashMap<String, Written<K>>>,
 }
 
 struct Written<K> {
@@ -108,7 +98,7 @@ impl<K: Resource> StatusWriter<K> {
     pub fn new(client: kube::Client) -> Self {
         Self {
             client,
-            map: Arc::default(),
+            map: Mutex::default(),
         }
     }
 
@@ -140,22 +130,6 @@ impl<K: Resource> StatusWriter<K> {
             entry.superseded.drain(..excess);
         }
         entry.latest = written;
-    }
-
-    /// The watch shows `seen`: a version our writes did not supersede (our latest write, or a
-    /// later change) means the cache has caught up, and the record goes. Without this, a record
-    /// would stay until the object's next reconcile, a resync period away for a Ready object.
-    pub fn observed(&self, seen: &K) {
-        let (Some(uid), Some(version)) = (seen.uid(), seen.resource_version()) else {
-            return;
-        };
-        let mut map = lock(&self.map);
-        if map
-            .get(&uid)
-            .is_some_and(|entry| !entry.superseded.contains(&version))
-        {
-            map.remove(&uid);
-        }
     }
 
     /// `cached`, or our later write of it when the cache has not caught up with that write.
@@ -319,16 +293,6 @@ mod tests {
             "theirs"
         );
         assert!(writes.is_empty());
-    }
-
-    #[tokio::test]
-    async fn the_watch_showing_our_write_clears_the_entry() {
-        let writes = StatusWriter::new(offline_client());
-        writes.record(&cm("10", "old"), cm("11", "ours"));
-        writes.observed(&cm("10", "old"));
-        assert_eq!(writes.len(), 1, "a superseded version keeps the entry");
-        writes.observed(&cm("11", "ours"));
-        assert!(writes.is_empty(), "the cache caught up");
     }
 
     #[tokio::test]
