@@ -30,8 +30,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::PredicateConfig;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
@@ -40,7 +41,7 @@ use super::claims::{self, Claim, ClaimOf};
 use super::conditions::{Phase, READY, conditions_for, is_ready, is_transition, reasons};
 use super::deletion::CredentialsClock;
 use super::events::Events;
-use super::status::{Managed, StatusWriter};
+use super::status::{Managed, StatusWriter, strip};
 use super::{Context, Error, FINALIZER, WatchSync};
 use crate::crd::{ABANDON_ANNOTATION, PAUSED_ANNOTATION, is_abandoned, is_paused};
 
@@ -344,7 +345,18 @@ pub async fn run<R: Reconciler>(
     let kind = R::Object::KIND;
     tracing::info!(kind = %kind, namespace = ?ctx.config.watch_namespace,
         concurrency = ctx.config.concurrency, "starting controller");
-    let controller = Controller::new(ctx.watched::<R::Object>(), config);
+    // The cache keeps every object without what no controller reads (`managedFields`,
+    // `kubectl apply`'s copy of the object): most of a cached object's size.
+    let (store, writer) = reflector::store();
+    // A change of the status alone (our own writes) triggers no reconcile: each step requeues
+    // itself when it needs to look again, and a write that woke the object at once made it
+    // re-read its cloud resource after every status write.
+    let objects = watcher(ctx.watched::<R::Object>(), config)
+        .modify(|obj: &mut R::Object| strip(obj.meta_mut()))
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(not_status, PredicateConfig::default());
+    let controller = Controller::for_stream(objects, store);
     observe_cache(&ctx, R::CONTROLLER, controller.store());
     let shared = Arc::new(Shared {
         reconciler,
@@ -375,6 +387,23 @@ pub async fn run<R: Reconciler>(
         })
         .await;
     tracing::info!(kind = %kind, "controller stopped");
+}
+
+/// What of an object, when it changes, calls for a reconcile: everything but the status (the
+/// spec through the generation, labels, annotations, finalizers, the deletion).
+fn not_status<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let meta = obj.meta();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// One reconcile of any kind; see the module documentation.

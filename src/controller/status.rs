@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -68,6 +68,18 @@ pub trait Managed:
     }
 }
 
+/// The annotation `kubectl apply` keeps the whole last applied object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from an object's metadata what no controller reads and what makes up most of a cached
+/// object: `managedFields` and `kubectl apply`'s copy of the object.
+pub fn strip(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
 /// Writes statuses, and remembers the latest write of each object (by UID) until the watch
 /// cache shows it.
 pub struct StatusWriter<K> {
@@ -92,10 +104,13 @@ impl<K: Resource> StatusWriter<K> {
 
     /// Records that `written` (the API server's answer to a write) replaced `seen`, the object
     /// the reconcile started from.
-    pub fn record(&self, seen: &K, written: K) {
+    pub fn record(&self, seen: &K, mut written: K) {
         let (Some(uid), Some(seen_version)) = (seen.uid(), seen.resource_version()) else {
             return;
         };
+        // Kept until the object's next reconcile (a resync period for a Ready object): without
+        // what no controller reads.
+        strip(written.meta_mut());
         let mut map = lock(&self.map);
         let written = Arc::new(written);
         let entry = map.entry(uid).or_insert_with(|| Written {

@@ -8,7 +8,7 @@
 //! error and on SIGINT/SIGTERM/SIGHUP. `--keep` leaves it all running once Ready, until Ctrl-C.
 
 mod cloud;
-mod processes;
+pub(crate) mod processes;
 mod progress;
 mod samples;
 mod wait;

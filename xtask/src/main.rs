@@ -1,6 +1,7 @@
-//! Developer tasks: `cargo xtask demo`, `cargo xtask test`, `cargo xtask soak`, `cargo xtask crds`,
+//! Developer tasks: `cargo xtask demo`, `cargo xtask test`, `cargo xtask soak`, `cargo xtask bench`, `cargo xtask crds`,
 //! `cargo xtask testenv`, `cargo xtask testenv up`.
 
+mod bench;
 mod cargo;
 mod demo;
 mod image;
@@ -31,6 +32,11 @@ enum Task {
     /// The crash matrix's random SIGKILL rounds for longer (many rounds per run, fresh seeds until
     /// a duration has passed); not part of `test`.
     Soak(soak::SoakArgs),
+    /// The operator at scale against the quota floor (release build, its own process): N
+    /// BackupPlans or RdsConnections submitted at once; wall time ÷ floor, cloud calls, throttling,
+    /// writes per object, steady-state calls and memory, time to first reconcile. Not part of
+    /// `test`.
+    Bench(Box<bench::BenchArgs>),
     /// Build the container image (static binaries, no daemon) as an OCI archive and check it.
     Image(image::ImageArgs),
     /// Render deploy/ (plain manifests) from the Helm chart with default values.
@@ -166,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
         Task::Demo(args) => demo::run(args).await,
         Task::Test(args) => test::run(&args),
         Task::Soak(args) => soak::run(&args),
+        Task::Bench(args) => bench::run(*args).await,
         Task::Image(args) => image::run(&args),
         Task::Manifests(args) => manifests::run(&args),
         Task::Testenv { action } => testenv(action).await,

@@ -2,6 +2,7 @@
 //! Steady-state observations come from the shared [`PlanInventory`], filled by one batched
 //! listing per account, region and resync period.
 
+mod batch;
 mod inventory;
 
 use kube::ResourceExt;

@@ -1,6 +1,7 @@
 //! The plan inventory: one batched `DescribeBackupPlanList` sweep (pages of 100) per
 //! (account, region) and resync period feeds the status of every object, instead of one
-//! describe per object. A plan the controller has just changed is read once by id.
+//! describe per object. A plan the controller has just changed is read once by id, in a batch
+//! with the other plans read by id at the same time (see `batch`).
 //!
 //! Sweeps are lazy, and never run inside a reconcile: the first reconcile that needs a plan of a
 //! stale (account, region) starts the sweep in a task of its own, and the reconciles of that account wait
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Observation;
+use super::batch::ByIdReads;
 use async_trait::async_trait;
 
 use crate::cloud::dbs::{BackupPlanDetail, BackupPlanPage, DescribeBackupPlanList, PlanStatus};
@@ -103,6 +105,7 @@ struct Region {
 pub struct PlanInventory {
     regions: Mutex<HashMap<SweepKey, Arc<Region>>>,
     changed: Mutex<HashSet<String>>,
+    by_id: ByIdReads,
 }
 
 impl PlanInventory {
@@ -187,7 +190,7 @@ impl PlanInventory {
                 }
             }
         }
-        let result = describe_one(&**dbs, scope, backup_plan_id).await;
+        let result = self.by_id.describe(dbs, scope, backup_plan_id).await;
         if result.is_err() && changed {
             self.mark_changed(backup_plan_id);
         }
@@ -253,7 +256,7 @@ fn start_sweep<D: ListPlans + ?Sized + 'static>(
 }
 
 /// A copy of a sweep's error for another reconcile that waited for that sweep.
-fn copy(e: &CloudError) -> CloudError {
+pub(super) fn copy(e: &CloudError) -> CloudError {
     CloudError {
         kind: e.kind,
         action: e.action,
@@ -352,7 +355,7 @@ pub async fn describe_one<D: ListPlans + ?Sized>(
 }
 
 /// A released plan is as good as gone.
-fn observation(detail: BackupPlanDetail) -> Observation {
+pub(super) fn observation(detail: BackupPlanDetail) -> Observation {
     if detail.backup_plan_status == PlanStatus::Released {
         Observation::Missing
     } else {
@@ -421,10 +424,10 @@ mod tests {
             scope: &Scope,
             req: &DescribeBackupPlanList,
         ) -> Result<BackupPlanPage, CloudError> {
-            if let Some(id) = &req.backup_plan_id {
+            if let Some(ids) = &req.backup_plan_id {
                 let items = lock(&self.plans)
                     .iter()
-                    .filter(|p| &p.backup_plan_id == id)
+                    .filter(|p| ids.split(',').any(|id| p.backup_plan_id == id))
                     .cloned()
                     .collect();
                 return Ok(BackupPlanPage {
