@@ -43,7 +43,7 @@ pub struct RunArgs {
     #[arg(long, env = "ALICLOUD_DB_OPERATOR_RESYNC_PERIOD", default_value = "5m", value_parser = parse_period)]
     pub resync_period: Duration,
     /// Maximum reconciles running at once, per kind.
-    #[arg(long, env = "ALICLOUD_DB_OPERATOR_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "ALICLOUD_DB_OPERATOR_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// Wait between DBS CreateBackupPlan and ConfigureBackupPlan.
     #[arg(long, env = "ALICLOUD_DB_OPERATOR_CONFIGURE_DELAY", default_value = "5s", value_parser = parse_duration)]
@@ -217,7 +217,7 @@ mod tests {
         let Command::Run(args) = cli.command;
         assert_eq!(args.watch_namespace.as_deref(), Some("ns1"));
         assert_eq!(args.configure_delay, Duration::from_secs(1));
-        assert_eq!(args.concurrency, 8);
+        assert_eq!(args.concurrency, 32);
         assert_eq!(args.log_format, LogFormat::Text);
     }
 

@@ -44,7 +44,7 @@ impl Default for ControllerConfig {
         Self {
             watch_namespace: None,
             resync_period: Duration::from_secs(300),
-            concurrency: 8,
+            concurrency: 32,
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             configure_delay: Duration::from_secs(5),
