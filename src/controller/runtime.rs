@@ -570,3 +570,35 @@ pub async fn shutdown_signal() {
         () = terminate => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Pod, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    #[test]
+    fn a_status_change_alone_calls_for_no_reconcile() {
+        let mut before = Pod::default();
+        before.metadata.generation = Some(1);
+        let mut after = before.clone();
+        after.status = Some(PodStatus {
+            phase: Some("Running".into()),
+            ..PodStatus::default()
+        });
+        assert_eq!(not_status(&before), not_status(&after));
+        let changes: [fn(&mut Pod); 5] = [
+            |p| p.metadata.generation = Some(2),
+            |p| p.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into()),
+            |p| p.metadata.labels = Some([("a".to_owned(), "b".to_owned())].into()),
+            |p| p.metadata.finalizers = Some(vec!["f".to_owned()]),
+            |p| p.metadata.deletion_timestamp = Some(Time(Timestamp::now())),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut changed = before.clone();
+            change(&mut changed);
+            assert_ne!(not_status(&before), not_status(&changed), "change {i}");
+        }
+    }
+}
