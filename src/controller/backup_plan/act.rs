@@ -49,6 +49,7 @@ pub async fn act(
         Step::Create => create(rt, inventory, obj, plan_name, scope, status).await,
         Step::Configure => {
             let req = requests::configure_request(spec, &id, plan_name, observed.password());
+            inventory.mark_named(&*ctx.dbs, scope, plan_name).await;
             if let Err(e) = ctx.dbs.configure_backup_plan(scope, &req).await {
                 return configure_refused(rt, &id, status, e);
             }
@@ -279,7 +280,9 @@ async fn create(
 
 /// Before a create: this object's plan as DBS lists it under the object's plan name, taken over
 /// (recorded in the annotation and the status) when exactly one plan of that name backs up the
-/// spec's source and no other object manages it. `None` when there is none: create.
+/// spec's source and no other object manages it. `None` when there is none: create. The plans of
+/// that name come from the inventory's sweeps when they can tell ([`PlanInventory::plans_named`]),
+/// else from a `DescribeBackupPlanList` by name.
 async fn take_over_by_name(
     rt: &Runtime<BackupPlan>,
     inventory: &PlanInventory,
@@ -288,7 +291,14 @@ async fn take_over_by_name(
     scope: &Scope,
     status: &mut BackupPlanStatus,
 ) -> Result<Option<Outcome>, Error> {
-    let listed = find_by_name(&*rt.ctx.dbs, scope, plan_name).await?;
+    let max_age = rt.ctx.config.resync_period.mul_f64(0.9);
+    let listed = match inventory
+        .plans_named(&rt.ctx.dbs, scope, plan_name, max_age)
+        .await
+    {
+        Some(listed) => listed,
+        None => find_by_name(&*rt.ctx.dbs, scope, plan_name).await?,
+    };
     let plan = match decide::own_plan(&obj.spec, plan_name, &listed) {
         Ok(None) => return Ok(None),
         Ok(Some(plan)) => plan,
@@ -366,6 +376,7 @@ async fn modify(
     inventory.mark_changed(id);
     Ok(match m {
         Modification::Name(name) => {
+            inventory.mark_named(dbs, scope, &name).await;
             dbs.modify_backup_plan_name(scope, id, &name).await?;
             ("name", ModifyOutcome::default())
         }

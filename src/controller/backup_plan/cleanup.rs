@@ -114,7 +114,8 @@ pub async fn cleanup(
                 .await;
         }
         Ok(Ended::Stopped(id)) => {
-            inventory.forget(&id);
+            // Not forgotten: still at DBS under its name, and the lookup by name before a create
+            // answers from the cache.
             subscription_stopped(rt, obj, &id).await;
         }
         Err(e) => return failed(rt, obj, &target, e).await,

@@ -88,6 +88,11 @@ pub struct Sighting {
 #[derive(Default)]
 struct RegionPlans {
     last_sweep: Option<Instant>,
+    /// The last sweep listed every page (it stops at [`MAX_PAGES`]).
+    complete: bool,
+    /// The names this process gave plans (Configure, ModifyBackupPlanName) and when, since the
+    /// last sweep started: a sweep may not show them yet.
+    named: HashMap<String, Instant>,
     last_used: Option<Instant>,
     /// The sweep running now, if any: until when reconciles wait for it, and how it ended,
     /// once it has.
@@ -135,6 +140,64 @@ impl PlanInventory {
                     .collect()
             })
             .collect()
+    }
+
+    /// Marks `name` as given to a plan of the scope's account and region by this process: until
+    /// a sweep that started after now, [`PlanInventory::plans_named`] does not answer for it.
+    /// Called before the call that names the plan, whatever its outcome.
+    pub async fn mark_named<D: ListPlans + ?Sized>(&self, dbs: &D, scope: &Scope, name: &str) {
+        let account = dbs.principal(&scope.credentials).await;
+        let key = (account.key(), scope.region.clone());
+        let region = lock(&self.regions).entry(key).or_default().clone();
+        lock(&region.plans)
+            .named
+            .insert(name.to_owned(), Instant::now());
+    }
+
+    /// The plans of the scope's account and region named `name`, from the sweeps instead of a
+    /// `DescribeBackupPlanList` by name per object: the lookup before every create.
+    ///
+    /// A complete sweep of this process lists every plan named before the process started (a
+    /// previous process' plans, the plans a restored or re-applied object had); the plans this
+    /// process read by id since are in the cache with their names, and a name this process gave
+    /// a plan after the last sweep started ([`PlanInventory::mark_named`]) is not answered from
+    /// the cache. An older sweep answers as well as a newer one: what matters is that it started
+    /// after this process did. `None` when the cache cannot answer: no sweep has listed every
+    /// page yet (one is started and waited for until [`SWEEP_WAIT`] after it started), or the
+    /// name was given since the last sweep started; the caller then asks DBS by name.
+    ///
+    /// A plan named outside the operator (console, another tool) after the last sweep started is
+    /// not seen until the next sweep (a resync period at most).
+    pub async fn plans_named<D: ListPlans + ?Sized + 'static>(
+        &self,
+        dbs: &Arc<D>,
+        scope: &Scope,
+        name: &str,
+        max_age: Duration,
+    ) -> Option<Vec<BackupPlanDetail>> {
+        let account = dbs.principal(&scope.credentials).await;
+        let region = self.region(&account, scope, max_age);
+        if lock(&region.plans).last_sweep.is_none() {
+            let (deadline, mut end) = start_sweep(dbs, scope, &region, max_age)?;
+            match tokio::time::timeout_at(deadline, end.wait_for(Option::is_some)).await {
+                Ok(Ok(ended)) if matches!(&*ended, Some(Ok(()))) => {}
+                _ => return None,
+            }
+        }
+        let plans = lock(&region.plans);
+        if plans.last_sweep.is_none() || !plans.complete || plans.named.contains_key(name) {
+            return None;
+        }
+        Some(
+            plans
+                .plans
+                .values()
+                .filter_map(|s| match &s.observation {
+                    Observation::Found(d) if d.backup_plan_name == name => Some((**d).clone()),
+                    _ => None,
+                })
+                .collect(),
+        )
     }
 
     /// Drops what is known of a plan (after its release).
@@ -292,7 +355,7 @@ async fn sweep<D: ListPlans + ?Sized>(
     let started = Instant::now();
     let mut found: HashMap<String, Sighting> = HashMap::new();
     let mut page_num = 0;
-    loop {
+    let complete = loop {
         let req = DescribeBackupPlanList {
             page_num,
             page_size: PAGE_SIZE,
@@ -313,10 +376,13 @@ async fn sweep<D: ListPlans + ?Sized>(
             );
         }
         page_num += 1;
-        if empty || page_num >= page.total_pages || page_num >= MAX_PAGES {
-            break;
+        if empty || page_num >= page.total_pages {
+            break true;
         }
-    }
+        if page_num >= MAX_PAGES {
+            break false;
+        }
+    };
     tracing::debug!(region = %scope.region, plans = found.len(), "swept DBS backup plans");
     let mut plans = lock(&region.plans);
     // Plans absent from a complete sweep are dropped; a later observe confirms them by id.
@@ -326,6 +392,8 @@ async fn sweep<D: ListPlans + ?Sized>(
         plans.plans.entry(id).or_insert(sighting);
     }
     plans.last_sweep = Some(started);
+    plans.complete = complete;
+    plans.named.retain(|_, at| *at >= started);
     Ok(())
 }
 
@@ -533,6 +601,85 @@ mod tests {
             period(&next).as_deref(),
             Some("TUESDAY"),
             "the sweep's older page replaced the newer read by id"
+        );
+    }
+
+    fn ids(plans: Option<Vec<BackupPlanDetail>>) -> Option<Vec<String>> {
+        plans.map(|p| p.into_iter().map(|d| d.backup_plan_id).collect())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lookup_by_name_answers_from_the_sweeps_except_for_names_given_since() {
+        let dbs = Arc::new(Listing::with(
+            &[("dbsaaaa", "MONDAY"), ("dbsbbbb", "MONDAY")],
+            false,
+        ));
+        let name = |id: &str, name: &str| {
+            for p in lock(&dbs.plans)
+                .iter_mut()
+                .filter(|p| p.backup_plan_id == id)
+            {
+                p.backup_plan_name = name.into();
+            }
+        };
+        name("dbsaaaa", "ns-a");
+        let inventory = PlanInventory::default();
+        let lookup = |n: &'static str| inventory.plans_named(&dbs, &scope("ak"), n, MAX_AGE);
+
+        // The first lookup sweeps (two pages); the next ones answer from that sweep.
+        assert_eq!(ids(lookup("ns-a").await), Some(vec!["dbsaaaa".to_owned()]));
+        assert_eq!(ids(lookup("ns-c").await), Some(vec![]));
+        assert_eq!(dbs.lists.load(Ordering::SeqCst), 2, "one sweep of two pages");
+
+        // This process names plan b "ns-c": the sweep cannot tell, DBS is asked by name.
+        inventory.mark_named(&*dbs, &scope("ak"), "ns-c").await;
+        name("dbsbbbb", "ns-c");
+        assert_eq!(ids(lookup("ns-c").await), None);
+        assert_eq!(ids(lookup("ns-a").await), Some(vec!["dbsaaaa".to_owned()]));
+
+        // A sweep that started after the naming lists it under its name.
+        tokio::time::advance(MAX_AGE).await;
+        inventory
+            .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
+            .await
+            .expect("sweep");
+        sweeps_end(&inventory).await;
+        assert_eq!(dbs.lists.load(Ordering::SeqCst), 4, "a second sweep");
+        assert_eq!(ids(lookup("ns-c").await), Some(vec!["dbsbbbb".to_owned()]));
+
+        // A released plan is no plan of that name.
+        lock(&dbs.plans)[0].backup_plan_status = PlanStatus::Released;
+        inventory.mark_changed("dbsaaaa");
+        inventory
+            .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
+            .await
+            .expect("read by id");
+        assert_eq!(ids(lookup("ns-a").await), Some(vec![]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_complete_sweep_the_lookup_by_name_asks_dbs() {
+        let failing = Arc::new(Listing {
+            fail_lists: true,
+            ..Listing::with(&[("dbsaaaa", "MONDAY")], false)
+        });
+        let inventory = PlanInventory::default();
+        assert_eq!(
+            ids(inventory
+                .plans_named(&failing, &scope("ak"), "ns-a", MAX_AGE)
+                .await),
+            None
+        );
+        // A sweep that outlasts the wait.
+        let stuck = Arc::new(Listing {
+            stuck_key: Some("stuck"),
+            ..Listing::with(&[("dbsaaaa", "MONDAY")], false)
+        });
+        assert_eq!(
+            ids(inventory
+                .plans_named(&stuck, &scope("stuck"), "ns-a", MAX_AGE)
+                .await),
+            None
         );
     }
 
