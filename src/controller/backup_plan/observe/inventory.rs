@@ -624,7 +624,8 @@ mod tests {
         };
         name("dbsaaaa", "ns-a");
         let inventory = PlanInventory::default();
-        let lookup = |n: &'static str| inventory.plans_named(&dbs, &scope("ak"), n, MAX_AGE);
+        let ak = scope("ak");
+        let lookup = |n: &'static str| inventory.plans_named(&dbs, &ak, n, MAX_AGE);
 
         // The first lookup sweeps (two pages); the next ones answer from that sweep.
         assert_eq!(ids(lookup("ns-a").await), Some(vec!["dbsaaaa".to_owned()]));
