@@ -54,7 +54,9 @@ struct Entry {
     used: Mutex<Instant>,
 }
 
-/// Access key id → account, looked up once per key.
+/// Access key → account, looked up once per key. A key is its id and its secret (as a
+/// fingerprint): a Secret holding a known key id with a wrong secret is no key of that account,
+/// and a corrected secret is looked up at once rather than after [`RETRY_AFTER`].
 #[derive(Default)]
 pub struct Accounts {
     entries: Mutex<HashMap<String, Arc<Entry>>>,
@@ -69,10 +71,15 @@ impl std::fmt::Debug for Accounts {
 }
 
 impl Accounts {
-    /// The principal of `access_key_id`: its cached account, else the account `lookup` names
-    /// (run at most once at a time per key, and not again within [`RETRY_AFTER`] of a failure),
-    /// else the key itself.
-    pub async fn principal<F, Fut>(&self, access_key_id: &str, lookup: F) -> Principal
+    /// The principal of the key `access_key_id` with `secret`: its cached account, else the
+    /// account `lookup` names (run at most once at a time per key, and not again within
+    /// [`RETRY_AFTER`] of a failure), else the key id itself.
+    pub async fn principal<F, Fut>(
+        &self,
+        access_key_id: &str,
+        secret: &str,
+        lookup: F,
+    ) -> Principal
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<String, CloudError>>,
@@ -84,8 +91,10 @@ impl Accounts {
                 entries
                     .retain(|_, e| now.saturating_duration_since(*lock(&e.used)) < IDLE_EVICTION);
             }
+            // Only a hash of the secret is kept, and never printed.
+            let fingerprint = &super::signer::sha256_hex(secret.as_bytes())[..16];
             entries
-                .entry(access_key_id.to_owned())
+                .entry(format!("{access_key_id}/{fingerprint}"))
                 .or_insert_with(|| {
                     Arc::new(Entry {
                         account: OnceCell::new(),
@@ -148,7 +157,7 @@ mod tests {
             let (accounts, lookups) = (accounts.clone(), lookups.clone());
             tasks.push(tokio::spawn(async move {
                 accounts
-                    .principal("LTAI1", || async {
+                    .principal("LTAI1", "secret", || async {
                         lookups.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         Ok("1001".to_owned())
@@ -161,9 +170,32 @@ mod tests {
         }
         assert_eq!(lookups.load(Ordering::SeqCst), 1);
         let other = accounts
-            .principal("LTAI2", || async { Ok("1001".to_owned()) })
+            .principal("LTAI2", "secret", || async { Ok("1001".to_owned()) })
             .await;
         assert_eq!(other.key(), "account:1001", "two keys, one account");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_known_key_id_with_another_secret_is_looked_up_on_its_own() {
+        let accounts = Accounts::default();
+        let good = accounts
+            .principal("LTAI1", "secret", || async { Ok("1001".to_owned()) })
+            .await;
+        assert_eq!(good, Principal::Account("1001".into()));
+        let refused = || async {
+            Err(CloudError::local(
+                "GetCallerIdentity",
+                ErrorKind::Terminal,
+                "SignatureDoesNotMatch",
+            ))
+        };
+        assert_eq!(
+            accounts.principal("LTAI1", "wrong", refused).await,
+            Principal::Key("LTAI1".into()),
+            "a wrong secret is not the account's key"
+        );
+        // The good key is still known, and a corrected secret needs no wait.
+        assert_eq!(accounts.principal("LTAI1", "secret", refused).await, good);
     }
 
     #[tokio::test(start_paused = true)]
@@ -179,17 +211,17 @@ mod tests {
             ))
         };
         assert_eq!(
-            accounts.principal("LTAI1", failing).await,
+            accounts.principal("LTAI1", "secret", failing).await,
             Principal::Key("LTAI1".into())
         );
         assert_eq!(
-            accounts.principal("LTAI1", failing).await,
+            accounts.principal("LTAI1", "secret", failing).await,
             Principal::Key("LTAI1".into())
         );
         assert_eq!(lookups.load(Ordering::SeqCst), 1, "not repeated at once");
         tokio::time::advance(RETRY_AFTER).await;
         let found = accounts
-            .principal("LTAI1", || async { Ok("1001".to_owned()) })
+            .principal("LTAI1", "secret", || async { Ok("1001".to_owned()) })
             .await;
         assert_eq!(found, Principal::Account("1001".into()));
     }

@@ -212,12 +212,12 @@ impl AlibabaCloud {
     }
 
     /// Whose quota (and plans) calls signed with `credentials` count against: the account STS
-    /// `GetCallerIdentity` names for the key, looked up once per key and cached; the key itself
-    /// while that lookup fails (see [`crate::cloud::accounts`]).
+    /// `GetCallerIdentity` names for the key, looked up once per key (id and secret) and cached;
+    /// the key itself while that lookup fails (see [`crate::cloud::accounts`]).
     pub async fn principal(&self, credentials: &Credentials) -> Principal {
         self.inner
             .accounts
-            .principal(&credentials.access_key_id, || async {
+            .principal(&credentials.access_key_id, &credentials.access_key_secret, || async {
                 self.caller_identity(credentials)
                     .await
                     .map(|identity| identity.account_id)
