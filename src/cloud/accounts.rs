@@ -74,12 +74,7 @@ impl Accounts {
     /// The principal of the key `access_key_id` with `secret`: its cached account, else the
     /// account `lookup` names (run at most once at a time per key, and not again within
     /// [`RETRY_AFTER`] of a failure), else the key id itself.
-    pub async fn principal<F, Fut>(
-        &self,
-        access_key_id: &str,
-        secret: &str,
-        lookup: F,
-    ) -> Principal
+    pub async fn principal<F, Fut>(&self, access_key_id: &str, secret: &str, lookup: F) -> Principal
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<String, CloudError>>,

@@ -217,11 +217,15 @@ impl AlibabaCloud {
     pub async fn principal(&self, credentials: &Credentials) -> Principal {
         self.inner
             .accounts
-            .principal(&credentials.access_key_id, &credentials.access_key_secret, || async {
-                self.caller_identity(credentials)
-                    .await
-                    .map(|identity| identity.account_id)
-            })
+            .principal(
+                &credentials.access_key_id,
+                &credentials.access_key_secret,
+                || async {
+                    self.caller_identity(credentials)
+                        .await
+                        .map(|identity| identity.account_id)
+                },
+            )
             .await
     }
 

@@ -65,11 +65,27 @@ impl Context {
         credentials_ref: Option<&CredentialsRef>,
         region: &str,
     ) -> Result<Scope, Error> {
-        let scope = self.scope(namespace, credentials_ref, region).await?;
-        if let Some(r) = credentials_ref {
+        let Some(r) = credentials_ref else {
+            return self.scope(namespace, None, region).await;
+        };
+        // One read serves both: the credentials, and whether the Secret is marked already
+        // (the common case: then no second read and no write).
+        let secret = self.secret(namespace, &r.name).await?;
+        let data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        let credentials = Credentials::from_secret_data(&data)
+            .map_err(|e| Error::Secret(format!("Secret {namespace}/{}: {e}", r.name)))?;
+        if !protection::is_protected(&secret.metadata) {
             protection::protect(self, namespace, &r.name).await?;
         }
-        Ok(scope)
+        Ok(Scope {
+            credentials,
+            region: region.to_owned(),
+        })
     }
 
     /// One key of a Secret in `namespace`, as UTF-8, with a version of the Secret

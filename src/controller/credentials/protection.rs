@@ -83,7 +83,7 @@ fn has_finalizer(meta: &ObjectMeta, finalizer: &str) -> bool {
 }
 
 /// Whether the Secret carries both the finalizer and the label.
-fn is_protected(meta: &ObjectMeta) -> bool {
+pub(super) fn is_protected(meta: &ObjectMeta) -> bool {
     has_finalizer(meta, CREDENTIALS_IN_USE) && has_label(meta)
 }
 

@@ -630,7 +630,11 @@ mod tests {
         // The first lookup sweeps (two pages); the next ones answer from that sweep.
         assert_eq!(ids(lookup("ns-a").await), Some(vec!["dbsaaaa".to_owned()]));
         assert_eq!(ids(lookup("ns-c").await), Some(vec![]));
-        assert_eq!(dbs.lists.load(Ordering::SeqCst), 2, "one sweep of two pages");
+        assert_eq!(
+            dbs.lists.load(Ordering::SeqCst),
+            2,
+            "one sweep of two pages"
+        );
 
         // This process names plan b "ns-c": the sweep cannot tell, DBS is asked by name.
         inventory.mark_named(&*dbs, &scope("ak"), "ns-c").await;
