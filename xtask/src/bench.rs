@@ -104,7 +104,7 @@ pub enum Scenario {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let root = std::fs::canonicalize(crate::workspace_root())?;
     println!("==> building the operator and the emulator in release (cargo build --release)");
-    let binaries = stack::build_release(&root).await?;
+    let binaries = crate::demo::build_binaries(&root, true).await?;
     let kinds = match args.scenario {
         Scenario::Plans => vec![workload::Kind::BackupPlan],
         Scenario::Connections => vec![workload::Kind::RdsConnection],
@@ -141,7 +141,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// One scenario on a fresh stack: its figures as a markdown table.
 async fn scenario(
     stack: &mut Stack,
-    binaries: &stack::Binaries,
+    binaries: &crate::demo::Binaries,
     root: &std::path::Path,
     args: &BenchArgs,
     kind: workload::Kind,

@@ -238,7 +238,7 @@ async fn script(
         started,
         "Building the operator and the emulator (cargo build)",
     );
-    let binaries = build_binaries(&root).await?;
+    let binaries = build_binaries(&root, false).await?;
 
     let workdir = tempfile::Builder::new()
         .prefix("alicloud-demo-")
@@ -416,20 +416,19 @@ async fn script(
 }
 
 /// The executables `cargo build` produced.
-struct Binaries {
-    operator: PathBuf,
-    emulator: PathBuf,
+pub(crate) struct Binaries {
+    pub(crate) operator: PathBuf,
+    pub(crate) emulator: PathBuf,
 }
 
-/// `cargo build` of both binaries; cargo's own progress goes to the terminal.
-async fn build_binaries(root: &Path) -> anyhow::Result<Binaries> {
+/// `cargo build` (with `--release` when `release`) of both binaries; cargo's own progress goes
+/// to the terminal. The demo runs the debug build, the bench the release one.
+pub(crate) async fn build_binaries(root: &Path, release: bool) -> anyhow::Result<Binaries> {
     let output = tokio::process::Command::from(crate::cargo::command())
         .current_dir(root)
-        .args([
-            "build",
-            "--bins",
-            "--message-format=json-render-diagnostics",
-        ])
+        .arg("build")
+        .args(release.then_some("--release"))
+        .args(["--bins", "--message-format=json-render-diagnostics"])
         .args(["-p", "alicloud-db-operator", "-p", "alicloud-emulator"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -442,7 +441,8 @@ async fn build_binaries(root: &Path) -> anyhow::Result<Binaries> {
         .await
         .context("run cargo build")?;
     if !output.status.success() {
-        bail!("cargo build failed ({})", output.status);
+        let profile = if release { " --release" } else { "" };
+        bail!("cargo build{profile} failed ({})", output.status);
     }
     let mut operator = None;
     let mut emulator = None;

@@ -1,7 +1,7 @@
 //! What the bench runs against: the release binaries, the emulator and the operator (each its
 //! own process, in its own process group), and a test control plane; stopped in reverse order.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -9,55 +9,8 @@ use serde_json::{Value, json};
 
 use super::BenchArgs;
 use super::workload::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, Load};
+use crate::demo::Binaries;
 use crate::demo::processes::{Process, free_port};
-
-/// The executables `cargo build --release` produced.
-pub struct Binaries {
-    operator: PathBuf,
-    emulator: PathBuf,
-}
-
-/// `cargo build --release` of both binaries; cargo's progress goes to the terminal.
-pub async fn build_release(root: &Path) -> anyhow::Result<Binaries> {
-    let output = tokio::process::Command::from(crate::cargo::command())
-        .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "--bins",
-            "--message-format=json-render-diagnostics",
-        ])
-        .args(["-p", "alicloud-db-operator", "-p", "alicloud-emulator"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("run cargo build")?
-        .wait_with_output()
-        .await
-        .context("run cargo build")?;
-    if !output.status.success() {
-        bail!("cargo build --release failed ({})", output.status);
-    }
-    let (mut operator, mut emulator) = (None, None);
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let name = message.pointer("/target/name").and_then(Value::as_str);
-        let exe = message.get("executable").and_then(Value::as_str);
-        match (name, exe) {
-            (Some("alicloud-db-operator"), Some(exe)) => operator = Some(PathBuf::from(exe)),
-            (Some("alicloud-emulator"), Some(exe)) => emulator = Some(PathBuf::from(exe)),
-            _ => {}
-        }
-    }
-    Ok(Binaries {
-        operator: operator.context("cargo build named no alicloud-db-operator executable")?,
-        emulator: emulator.context("cargo build named no alicloud-emulator executable")?,
-    })
-}
 
 /// A signal that interrupts the bench.
 #[derive(Clone, Copy, Debug)]
