@@ -27,11 +27,7 @@ impl Context {
         credentials_ref: Option<&CredentialsRef>,
     ) -> Result<Credentials, Error> {
         match credentials_ref {
-            Some(r) => {
-                let data = self.secret_data(namespace, &r.name).await?;
-                Credentials::from_secret_data(&data)
-                    .map_err(|e| Error::Secret(format!("Secret {namespace}/{}: {e}", r.name)))
-            }
+            Some(r) => credentials_in(namespace, self.secret(namespace, &r.name).await?),
             None => match &self.default_credentials {
                 Some(p) => Ok(p.credentials().await?),
                 None => Err(Error::Secret(
@@ -71,15 +67,9 @@ impl Context {
         // One read serves both: the credentials, and whether the Secret is marked already
         // (the common case: then no second read and no write).
         let secret = self.secret(namespace, &r.name).await?;
-        let data: BTreeMap<String, Vec<u8>> = secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect();
-        let credentials = Credentials::from_secret_data(&data)
-            .map_err(|e| Error::Secret(format!("Secret {namespace}/{}: {e}", r.name)))?;
-        if !protection::is_protected(&secret.metadata) {
+        let protected = protection::is_protected(&secret.metadata);
+        let credentials = credentials_in(namespace, secret)?;
+        if !protected {
             protection::protect(self, namespace, &r.name).await?;
         }
         Ok(Scope {
@@ -131,19 +121,17 @@ impl Context {
             .await?
             .ok_or_else(|| Error::Secret(format!("Secret {namespace}/{name} not found")))
     }
+}
 
-    async fn secret_data(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<BTreeMap<String, Vec<u8>>, Error> {
-        Ok(self
-            .secret(namespace, name)
-            .await?
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect())
-    }
+/// The credentials a Secret in `namespace` holds.
+fn credentials_in(namespace: &str, secret: Secret) -> Result<Credentials, Error> {
+    let name = secret.metadata.name.unwrap_or_default();
+    let data: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    Credentials::from_secret_data(&data)
+        .map_err(|e| Error::Secret(format!("Secret {namespace}/{name}: {e}")))
 }

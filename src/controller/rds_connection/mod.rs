@@ -82,32 +82,18 @@ impl Reconciler for RdsConnections {
             decide::fresh_for(obj.status.as_ref(), generation, Timestamp::now(), resync)
         {
             // Ready and synced recently: only make sure the Secret is still there.
-            match report::secret_from_status(&rt.ctx, obj).await {
-                Ok(SecretWrite::Written) => return Ok(Action::requeue(wait)),
-                Ok(SecretWrite::Refused { message }) => {
-                    let phase = Phase::stalled(Reason::SecretExists, message);
-                    report::write(rt, obj, &Report::phase(phase)).await?;
-                    return Ok(Action::requeue(resync));
-                }
-                Err(e) => {
-                    report::write(rt, obj, &Report::phase(Phase::of_error(&e))).await?;
-                    return Err(e);
-                }
-            }
+            return match report::secret_from_status(&rt.ctx, obj).await {
+                Ok(SecretWrite::Written) => Ok(Action::requeue(wait)),
+                Ok(SecretWrite::Refused { message }) => stop_at_secret(rt, obj, Ok(message)).await,
+                Err(e) => stop_at_secret(rt, obj, Err(e)).await,
+            };
         }
         // Before any cloud call: an endpoint allocated for a Secret that cannot receive it
         // would be public for nothing.
         match report::secret_refusal(&rt.ctx, obj).await {
             Ok(None) => {}
-            Ok(Some(message)) => {
-                let phase = Phase::stalled(Reason::SecretExists, message);
-                report::write(rt, obj, &Report::phase(phase)).await?;
-                return Ok(Action::requeue(resync));
-            }
-            Err(e) => {
-                report::write(rt, obj, &Report::phase(Phase::of_error(&e))).await?;
-                return Err(e);
-            }
+            Ok(Some(message)) => return stop_at_secret(rt, obj, Ok(message)).await,
+            Err(e) => return stop_at_secret(rt, obj, Err(e)).await,
         }
         let (mut report, mut action) = match reconcile_endpoint(rt, obj).await {
             Ok(outcome) => outcome,
@@ -165,6 +151,26 @@ impl Reconciler for RdsConnections {
 }
 
 /// Observe → decide → act for a live object; returns what to report and when to look again.
+/// The endpoint Secret cannot be written: `Stalled`/`SecretExists` with the refusal's message
+/// (looked at again after a resync period), or the error reading it, reported and returned.
+async fn stop_at_secret(
+    rt: &Runtime<RdsConnection>,
+    obj: &RdsConnection,
+    refusal: Result<String, Error>,
+) -> Result<Action, Error> {
+    match refusal {
+        Ok(message) => {
+            let phase = Phase::stalled(Reason::SecretExists, message);
+            report::write(rt, obj, &Report::phase(phase)).await?;
+            Ok(Action::requeue(rt.ctx.config.resync_period))
+        }
+        Err(e) => {
+            report::write(rt, obj, &Report::phase(Phase::of_error(&e))).await?;
+            Err(e)
+        }
+    }
+}
+
 async fn reconcile_endpoint(
     rt: &Runtime<RdsConnection>,
     obj: &RdsConnection,
