@@ -8,6 +8,7 @@ use kube::runtime::events::Reporter;
 use kube::{Api, Resource};
 
 use super::WatchSync;
+use super::credentials::SecretCache;
 use super::failpoint::Failpoint;
 use crate::cloud::{CredentialProvider, DbsApi, RdsApi};
 use crate::metrics::Metrics;
@@ -75,6 +76,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Caches `/readyz` waits for.
     pub watches: Arc<WatchSync>,
+    /// Secret versions and the credentials read from Secrets.
+    pub secrets: Arc<SecretCache>,
 }
 
 impl Context {
@@ -100,6 +103,7 @@ impl Context {
             config,
             metrics: Arc::new(Metrics::new()),
             watches: Arc::new(WatchSync::default()),
+            secrets: Arc::new(SecretCache::default()),
         }
     }
 

@@ -429,7 +429,8 @@ pub struct BackupPlanStatus {
     /// spec field is sent again (ModifyBackupStrategy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_log_interval_seconds: Option<i32>,
-    /// Last time the plan was read from DBS.
+    /// Last time the plan was read from DBS, as of the latest status write: a read that finds
+    /// the plan as it was refreshes it at most every 15 minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
     /// Generation of the spec last acted upon.

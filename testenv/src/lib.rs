@@ -415,6 +415,12 @@ impl ControlPlane {
 
     /// A new client for the calling runtime, authenticated as the admin.
     pub async fn client(&self) -> kube::Client {
+        kube::Client::try_from(self.config().await).expect("a client from the harness kubeconfig")
+    }
+
+    /// The configuration of an admin client of the control plane (to build a client with
+    /// extra layers).
+    pub async fn config(&self) -> kube::Config {
         let kubeconfig =
             Kubeconfig::read_from(&self.kubeconfig).expect("the harness wrote a valid kubeconfig");
         let mut config =
@@ -422,7 +428,7 @@ impl ControlPlane {
                 .await
                 .expect("the harness wrote a usable kubeconfig");
         config.read_timeout = Some(Duration::from_secs(60));
-        kube::Client::try_from(config).expect("a client from the harness kubeconfig")
+        config
     }
 
     /// Creates a fresh namespace named `<prefix>-<random>` and returns its name.

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod emulator;
 pub mod objects;
 pub mod operator;
+pub mod requests;
 pub mod world;
 
 use std::future::Future;

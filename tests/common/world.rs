@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use super::objects::{Conditioned, is, is_ready};
+use super::requests::RequestLog;
 use super::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, Operator, RDS_INSTANCE, eventually, fast_flags, sample,
     start_emulator,
@@ -141,6 +142,9 @@ pub struct World {
     pub client: Client,
     /// The emulator the operator calls.
     pub emulator: Emulator,
+    /// The in-process controllers' client, and what it asked of the API server.
+    operator_client: Client,
+    requests: RequestLog,
     context: Option<Arc<Context>>,
     controllers: Vec<Controller>,
     running: Vec<JoinHandle<()>>,
@@ -164,6 +168,11 @@ impl World {
     pub async fn start(prefix: &str, setup: Setup) -> World {
         let plane = alicloud_testenv::shared();
         let client = plane.client().await;
+        let requests = RequestLog::default();
+        let operator_client = kube::client::ClientBuilder::try_from(plane.config().await)
+            .expect("a client from the harness kubeconfig")
+            .with_layer(&requests)
+            .build();
         let ns = plane.create_namespace(prefix).await;
         let emulator = start_emulator(|c| {
             c.rds_instances = setup
@@ -181,6 +190,8 @@ impl World {
             ns,
             client,
             emulator,
+            operator_client,
+            requests,
             context: None,
             controllers: Vec::new(),
             running: Vec::new(),
@@ -235,7 +246,7 @@ impl World {
             ))) as _
         });
         let ctx = Arc::new(Context::new(
-            self.client.clone(),
+            self.operator_client.clone(),
             cloud,
             own,
             ControllerConfig {
@@ -276,6 +287,11 @@ impl World {
             cmd.env("ALICLOUD_DB_OPERATOR_FAILPOINT", f);
         }
         Operator::spawn(name, cmd)
+    }
+
+    /// What the in-process controllers asked of the API server.
+    pub fn api_requests(&self) -> &RequestLog {
+        &self.requests
     }
 
     /// The in-process controllers' metrics, in the Prometheus text format.

@@ -61,15 +61,11 @@ pub async fn act(
             inventory.mark_changed(&id);
             status.source_password_version = password_version();
             status.backup_log_interval_seconds = req.backup_log_interval_seconds;
-            // A new configuration needs its own start.
+            // A new configuration needs its own start, and gets it at once: DBS takes the start
+            // right after the configuration (Terraform's provider starts without a wait too).
+            // Should it refuse, the failure is reported and the next reconcile starts the plan.
             status.precheck_started_at = None;
-            Ok(Outcome::new(
-                Phase::reconciling(
-                    Reason::Configuring,
-                    format!("plan {id} configured; starting it"),
-                ),
-                Action::requeue(AFTER_CHANGE),
-            ))
+            start(rt, inventory, obj, scope, &id, status).await
         }
         Step::Start => start(rt, inventory, obj, scope, &id, status).await,
         Step::Prechecking(poll) => {
@@ -181,7 +177,8 @@ async fn start(
 ) -> Result<Outcome, Error> {
     status.precheck_started_at = Some(Time(ceil_second(Timestamp::now())));
     let phase = Phase::reconciling(Reason::Starting, format!("starting plan {id}"));
-    report::write(rt, obj, status.clone(), &phase, true).await?;
+    // No Event: the outcome of the start, written next, is this transition's Event.
+    report::write(rt, obj, status.clone(), &phase, false).await?;
     failpoint::kill_if(
         rt.ctx.config.failpoint,
         Failpoint::KillBeforeStartBackupPlan,
@@ -229,7 +226,8 @@ async fn create(
         // Persisted before acting: whatever happens to the answer, deletion can find the plan.
         status.client_token = Some(token.clone());
         let phase = Phase::reconciling(Reason::Creating, "creating the backup plan at DBS");
-        report::write(rt, obj, status.clone(), &phase, true).await?;
+        // No Event: the outcome of the create, written next, is this transition's Event.
+        report::write(rt, obj, status.clone(), &phase, false).await?;
     }
     let req = requests::create_request(&obj.spec, &token);
     let created = match ctx.dbs.create_backup_plan(scope, &req).await {

@@ -40,7 +40,7 @@ use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use self::decide::{Facts, Step};
 use self::observe::PlanInventory;
@@ -54,15 +54,21 @@ use crate::sync::lock;
 /// Runs the BackupPlan controller until the process receives SIGTERM or SIGINT (in-flight
 /// reconciles finish first) or the task is dropped.
 pub async fn run(ctx: Arc<Context>) {
-    // Secrets are watched for their metadata only: a change of resourceVersion is all the
-    // trigger needs, and Secret data (every Secret's, in the watched namespaces) never flows
-    // through the operator. The password itself is read by name when a plan needs it.
-    let secrets = ctx.watched::<PartialObjectMeta<Secret>>();
+    // Secrets are watched for their metadata only (no Secret data flows through the operator):
+    // a change is a trigger for the plans that name the Secret, and the versions kept in
+    // `ctx.secrets` spare a Ready plan's resync its Secret reads (see `credentials::cache`).
+    // The password itself is read by name when a plan needs it.
     let config = watcher::Config::default().any_semantic();
+    let (seen, writer) = reflector::store();
+    let secrets = watcher(ctx.watched::<PartialObjectMeta<Secret>>(), config.clone())
+        .modify(|secret| super::status::strip(&mut secret.metadata))
+        .reflect(writer)
+        .touched_objects();
+    let _following = ctx.secrets.follow(seen);
     let kind = BackupPlans::default();
     let inventory = kind.inventory.clone();
     let mut orphan_report = None;
-    runtime::run(ctx.clone(), kind, config.clone(), |controller| {
+    runtime::run(ctx.clone(), kind, config, |controller| {
         let plans = controller.store();
         orphan_report = Some(AbortOnDrop(tokio::spawn(orphans::report(
             ctx.clone(),
@@ -70,7 +76,7 @@ pub async fn run(ctx: Arc<Context>) {
             inventory,
             ctx.config.resync_period,
         ))));
-        controller.watches(secrets, config, move |secret| {
+        controller.watches_stream(secrets, move |secret| {
             referencing_plans(&plans.state(), &secret)
         })
     })
@@ -219,7 +225,7 @@ impl BackupPlans {
             // An object from before the annotation existed: record its plan where it lasts.
             act::record_plan_id(rt, obj, id).await?;
         }
-        let Some(observed) = observe::observe(rt, &self.inventory, obj, id.as_deref()).await?
+        let Some(mut observed) = observe::observe(rt, &self.inventory, obj, id.as_deref()).await?
         else {
             return Ok(None);
         };
@@ -230,6 +236,12 @@ impl BackupPlans {
         let step = self.drift.check(&uid, step, &facts);
         if let (Some(id), Some(sighting)) = (id.as_deref(), &observed.sighting) {
             report::record_sighting(status, id, sighting);
+        }
+        if matches!(
+            step,
+            Step::Configure | Step::Modify(decide::Modification::SourceEndpoint(_))
+        ) {
+            observed.read_password(rt, obj).await?;
         }
         let modifies = matches!(step, Step::Modify(_));
         let acted = act::act(

@@ -31,21 +31,52 @@ pub enum Observation {
 pub struct Observed {
     /// Whom the calls are made as, and where.
     pub scope: Scope,
-    /// The source password, and the version of its Secret, when the spec names one.
-    pub password: Option<(String, String)>,
+    /// The source password Secret's version, and the password when it was read, when the spec
+    /// names one.
+    pub password: Option<Password>,
     /// The plan as last seen, when the object has one.
     pub sighting: Option<Sighting>,
 }
 
+/// The source password Secret as this reconcile knows it.
+pub struct Password {
+    /// The Secret's version (`<uid>/<resourceVersion>`).
+    pub version: String,
+    /// The password, when the Secret was read (see [`Observed::read_password`]).
+    value: Option<String>,
+}
+
 impl Observed {
-    /// The source password, when the spec names one.
+    /// The source password, when the spec names one and it was read.
     pub fn password(&self) -> Option<String> {
-        self.password.as_ref().map(|(p, _)| p.clone())
+        self.password.as_ref().and_then(|p| p.value.clone())
     }
 
     /// Version of the password Secret now.
     pub fn password_version(&self) -> Option<&str> {
-        self.password.as_ref().map(|(_, v)| v.as_str())
+        self.password.as_ref().map(|p| p.version.as_str())
+    }
+
+    /// Reads the password (and its version with it) if it was not read yet: before a call that
+    /// sends it.
+    pub async fn read_password(
+        &mut self,
+        rt: &Runtime<BackupPlan>,
+        obj: &BackupPlan,
+    ) -> Result<(), Error> {
+        let Some(key_ref) = &obj.spec.source.password_secret_ref else {
+            return Ok(());
+        };
+        if self.password.as_ref().is_some_and(|p| p.value.is_some()) {
+            return Ok(());
+        }
+        let ns = obj.namespace().unwrap_or_default();
+        let (value, version) = rt.ctx.secret_value_versioned(&ns, key_ref).await?;
+        self.password = Some(Password {
+            version,
+            value: Some(value),
+        });
+        Ok(())
     }
 }
 
@@ -63,8 +94,23 @@ pub async fn observe(
     let scope = ctx
         .scope_protecting_credentials(&ns, spec.credentials_ref.as_ref(), &spec.region)
         .await?;
+    // Once the plan exists, the password Secret's version comes from the watch and the password
+    // is read only by a call that sends it (see `Observed::read_password`). Before the create it
+    // is read: a missing Secret or key stops the object before any plan is bought.
     let password = match &spec.source.password_secret_ref {
-        Some(r) => Some(ctx.secret_value_versioned(&ns, r).await?),
+        Some(r) => match ctx.secret_version(&ns, &r.name) {
+            Some(version) if id.is_some() => Some(Password {
+                version,
+                value: None,
+            }),
+            _ => {
+                let (value, version) = ctx.secret_value_versioned(&ns, r).await?;
+                Some(Password {
+                    version,
+                    value: Some(value),
+                })
+            }
+        },
         None => None,
     };
     let sighting = match id {

@@ -15,6 +15,9 @@ use crate::controller::runtime::Runtime;
 use crate::controller::{ControllerConfig, Error, Managed};
 use crate::crd::{BackupPlan, BackupPlanStatus};
 
+/// How old `status.lastSyncTime` may get before a sweep that changed nothing else refreshes it.
+pub const SYNC_TIME_REFRESH: Duration = Duration::from_secs(15 * 60);
+
 /// How soon to look again after a call that changes the plan.
 pub const AFTER_CHANGE: Duration = Duration::from_secs(1);
 
@@ -28,8 +31,7 @@ reasons! {
         Creating,
         /// DBS accepts the configuration only some time after the creation.
         WaitingToConfigure,
-        /// `ConfigureBackupPlan` was accepted.
-        Configuring,
+        /// `ConfigureBackupPlan` was accepted (or the plan needs a new start) and
         /// `StartBackupPlan` is being sent.
         Starting,
         /// `StartBackupPlan` was accepted; DBS runs its precheck.
@@ -94,6 +96,34 @@ impl Managed for BackupPlan {
 
     fn conditions(status: &BackupPlanStatus) -> &[Condition] {
         &status.conditions
+    }
+
+    /// Anything but `lastSyncTime` changed, or the recorded `lastSyncTime` (else `createdAt`) is
+    /// `SYNC_TIME_REFRESH` (15 minutes) old. A sweep that finds a plan as it was writes
+    /// nothing: at 10,000 Ready plans a write per resync would be the API server's main load.
+    fn worth_writing(previous: &BackupPlanStatus, next: &BackupPlanStatus, _phase: &Phase) -> bool {
+        let without_sync_time = |s: &BackupPlanStatus| BackupPlanStatus {
+            last_sync_time: None,
+            ..s.clone()
+        };
+        if without_sync_time(previous) != without_sync_time(next) {
+            return true;
+        }
+        // The first sync time waits for the next change too (it comes within seconds while the
+        // plan is created), or for the refresh.
+        let written = previous
+            .last_sync_time
+            .as_ref()
+            .or(previous.created_at.as_ref())
+            .map(|t| t.0.as_second());
+        match (written, &next.last_sync_time) {
+            (Some(before), Some(now)) => {
+                let age = now.0.as_second().saturating_sub(before);
+                u64::try_from(age).is_ok_and(|age| age >= SYNC_TIME_REFRESH.as_secs())
+            }
+            (None, now) => now.is_some(),
+            (Some(_), None) => false,
+        }
     }
 }
 
@@ -222,6 +252,56 @@ pub fn ceil_second(ts: Timestamp) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(seconds: i64) -> BackupPlanStatus {
+        BackupPlanStatus {
+            backup_plan_id: Some("dbsabc".into()),
+            cloud_status: Some("running".into()),
+            last_sync_time: Some(Time(Timestamp::from_second(seconds).expect("valid"))),
+            ..BackupPlanStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_sweep_that_changes_nothing_else_refreshes_the_sync_time_only_now_and_then() {
+        let ready = Phase::ready(Reason::Available, "running");
+        let refresh = i64::try_from(SYNC_TIME_REFRESH.as_secs()).expect("small");
+        let worth = |a: &BackupPlanStatus, b: &BackupPlanStatus| {
+            <BackupPlan as Managed>::worth_writing(a, b, &ready)
+        };
+        assert!(!worth(&at(1_000), &at(1_060)), "only lastSyncTime moved");
+        assert!(!worth(&at(1_000), &at(1_000 + refresh - 1)));
+        assert!(
+            worth(&at(1_000), &at(1_000 + refresh)),
+            "too old: refreshed"
+        );
+        let mut stopped = at(1_060);
+        stopped.cloud_status = Some("stop".into());
+        assert!(worth(&at(1_000), &stopped), "anything else changed");
+        let created_at = |seconds| BackupPlanStatus {
+            last_sync_time: None,
+            created_at: Some(Time(Timestamp::from_second(seconds).expect("valid"))),
+            ..at(0)
+        };
+        let synced = |seconds| BackupPlanStatus {
+            created_at: created_at(1_000).created_at,
+            ..at(seconds)
+        };
+        assert!(
+            !worth(&created_at(1_000), &synced(1_002)),
+            "the first sync time waits for the next change"
+        );
+        assert!(worth(&created_at(1_000), &synced(1_000 + refresh)));
+        let never = BackupPlanStatus {
+            last_sync_time: None,
+            ..at(1_000)
+        };
+        assert!(
+            worth(&never, &at(1_000)),
+            "nothing to count from: the first sync time is written"
+        );
+        assert!(!worth(&at(1_000), &at(1_000)));
+    }
 
     #[test]
     fn stored_times_round_the_right_way() {

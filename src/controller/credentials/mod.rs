@@ -6,6 +6,7 @@
 //! them with [`Context::scope_protecting_credentials`], which also marks the Secret in use;
 //! cleanup uses [`Context::scope`], which never writes.
 
+mod cache;
 mod protection;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
+pub use self::cache::{Following, SecretCache, version};
 pub use self::protection::{CREDENTIALS_FIELD_MANAGER, CREDENTIALS_IN_USE, is_marked, run};
 use super::{Context, Error};
 use crate::cloud::{Credentials, Scope};
@@ -27,7 +29,17 @@ impl Context {
         credentials_ref: Option<&CredentialsRef>,
     ) -> Result<Credentials, Error> {
         match credentials_ref {
-            Some(r) => credentials_in(namespace, self.secret(namespace, &r.name).await?),
+            Some(r) => {
+                if let Some(seen) = self.secrets.metadata(namespace, &r.name)
+                    && let Some(kept) =
+                        self.secrets
+                            .credentials(namespace, &r.name, &version(&seen.metadata))
+                {
+                    return Ok(kept);
+                }
+                let secret = self.secret(namespace, &r.name).await?;
+                self.credentials_read(namespace, secret)
+            }
             None => match &self.default_credentials {
                 Some(p) => Ok(p.credentials().await?),
                 None => Err(Error::Secret(
@@ -64,11 +76,23 @@ impl Context {
         let Some(r) = credentials_ref else {
             return self.scope(namespace, None, region).await;
         };
-        // One read serves both: the credentials, and whether the Secret is marked already
-        // (the common case: then no second read and no write).
+        // The common case: the watch shows the Secret marked already, at the version its
+        // credentials were read at. No read, no write.
+        if let Some(seen) = self.secrets.metadata(namespace, &r.name)
+            && protection::is_protected(&seen.metadata)
+            && let Some(credentials) =
+                self.secrets
+                    .credentials(namespace, &r.name, &version(&seen.metadata))
+        {
+            return Ok(Scope {
+                credentials,
+                region: region.to_owned(),
+            });
+        }
+        // One read serves both: the credentials, and whether the Secret is marked already.
         let secret = self.secret(namespace, &r.name).await?;
         let protected = protection::is_protected(&secret.metadata);
-        let credentials = credentials_in(namespace, secret)?;
+        let credentials = self.credentials_read(namespace, secret)?;
         if !protected {
             protection::protect(self, namespace, &r.name).await?;
         }
@@ -86,15 +110,7 @@ impl Context {
         key_ref: &SecretKeyRef,
     ) -> Result<(String, String), Error> {
         let secret = self.secret(namespace, &key_ref.name).await?;
-        let version = format!(
-            "{}/{}",
-            secret.metadata.uid.as_deref().unwrap_or_default(),
-            secret
-                .metadata
-                .resource_version
-                .as_deref()
-                .unwrap_or_default()
-        );
+        let version = version(&secret.metadata);
         let bytes = secret
             .data
             .as_ref()
@@ -112,6 +128,23 @@ impl Context {
             ))
         })?;
         Ok((value, version))
+    }
+
+    /// The version of Secret `namespace/name` (see [`version`]) as the watch last saw it, when
+    /// it saw it.
+    pub fn secret_version(&self, namespace: &str, name: &str) -> Option<String> {
+        self.secrets
+            .metadata(namespace, name)
+            .map(|seen| version(&seen.metadata))
+    }
+
+    /// The credentials `secret` (just read) holds, kept for reconciles that find it unchanged.
+    fn credentials_read(&self, namespace: &str, secret: Secret) -> Result<Credentials, Error> {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let read_at = version(&secret.metadata);
+        let credentials = credentials_in(namespace, secret)?;
+        self.secrets.keep(namespace, &name, read_at, &credentials);
+        Ok(credentials)
     }
 
     /// The Secret `namespace/name`; its absence is an error the user must fix.
