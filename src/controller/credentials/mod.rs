@@ -30,11 +30,7 @@ impl Context {
     ) -> Result<Credentials, Error> {
         match credentials_ref {
             Some(r) => {
-                if let Some(seen) = self.secrets.metadata(namespace, &r.name)
-                    && let Some(kept) =
-                        self.secrets
-                            .credentials(namespace, &r.name, &version(&seen.metadata))
-                {
+                if let Some(kept) = self.kept_credentials(namespace, &r.name, false) {
                     return Ok(kept);
                 }
                 let secret = self.secret(namespace, &r.name).await?;
@@ -78,12 +74,7 @@ impl Context {
         };
         // The common case: the watch shows the Secret marked already, at the version its
         // credentials were read at. No read, no write.
-        if let Some(seen) = self.secrets.metadata(namespace, &r.name)
-            && protection::is_protected(&seen.metadata)
-            && let Some(credentials) =
-                self.secrets
-                    .credentials(namespace, &r.name, &version(&seen.metadata))
-        {
+        if let Some(credentials) = self.kept_credentials(namespace, &r.name, true) {
             return Ok(Scope {
                 credentials,
                 region: region.to_owned(),
@@ -136,6 +127,22 @@ impl Context {
         self.secrets
             .metadata(namespace, name)
             .map(|seen| version(&seen.metadata))
+    }
+
+    /// The credentials kept from Secret `namespace/name`, when the watch shows it at the version
+    /// they were read at (and, with `protected`, marked in use).
+    fn kept_credentials(
+        &self,
+        namespace: &str,
+        name: &str,
+        protected: bool,
+    ) -> Option<Credentials> {
+        let seen = self.secrets.metadata(namespace, name)?;
+        if protected && !protection::is_protected(&seen.metadata) {
+            return None;
+        }
+        self.secrets
+            .credentials(namespace, name, &version(&seen.metadata))
     }
 
     /// The credentials `secret` (just read) holds, kept for reconciles that find it unchanged.
