@@ -45,6 +45,7 @@ pub async fn act(
     let scope = &observed.scope;
     let id = status.backup_plan_id.clone().unwrap_or_default();
     let password_version = || observed.password_version().map(str::to_owned);
+    let sends_password = step.sends_password();
     match step {
         Step::Create => create(rt, inventory, obj, plan_name, scope, status).await,
         Step::Configure => {
@@ -92,7 +93,6 @@ pub async fn act(
             ))
         }
         Step::Modify(m) => {
-            let sends_password = matches!(m, Modification::SourceEndpoint(_));
             let sent_interval = match &m {
                 Modification::Strategy(req) => Some(req.backup_log_interval_seconds),
                 _ => None,

@@ -95,6 +95,17 @@ pub enum Step {
     Ready,
 }
 
+impl Step {
+    /// Whether the step's call sends the source password (ConfigureBackupPlan, or
+    /// ModifyBackupSourceEndpoint), so the password must have been read.
+    pub fn sends_password(&self) -> bool {
+        matches!(
+            self,
+            Step::Configure | Step::Modify(Modification::SourceEndpoint(_))
+        )
+    }
+}
+
 /// One Modify* call that brings the plan closer to the spec.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Modification {

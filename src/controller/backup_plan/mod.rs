@@ -237,10 +237,7 @@ impl BackupPlans {
         if let (Some(id), Some(sighting)) = (id.as_deref(), &observed.sighting) {
             report::record_sighting(status, id, sighting);
         }
-        if matches!(
-            step,
-            Step::Configure | Step::Modify(decide::Modification::SourceEndpoint(_))
-        ) {
+        if step.sends_password() {
             observed.read_password(rt, obj).await?;
         }
         let modifies = matches!(step, Step::Modify(_));

@@ -150,7 +150,6 @@ impl Reconciler for RdsConnections {
     }
 }
 
-/// Observe → decide → act for a live object; returns what to report and when to look again.
 /// The endpoint Secret cannot be written: `Stalled`/`SecretExists` with the refusal's message
 /// (looked at again after a resync period), or the error reading it, reported and returned.
 async fn stop_at_secret(
@@ -171,6 +170,7 @@ async fn stop_at_secret(
     }
 }
 
+/// Observe → decide → act for a live object; returns what to report and when to look again.
 async fn reconcile_endpoint(
     rt: &Runtime<RdsConnection>,
     obj: &RdsConnection,
