@@ -62,9 +62,10 @@ pub async fn act(
             inventory.mark_changed(&id);
             status.source_password_version = password_version();
             status.backup_log_interval_seconds = req.backup_log_interval_seconds;
-            // A new configuration needs its own start, and gets it at once: DBS takes the start
-            // right after the configuration (Terraform's provider starts without a wait too).
-            // Should it refuse, the failure is reported and the next reconcile starts the plan.
+            // A new configuration needs its own start, and gets it at once: DBS documents no wait
+            // between the two, and its own CreateAndStartBackupPlan (the path Terraform's
+            // provider takes) configures and starts in one request. Should DBS refuse, the
+            // failure is reported and the next reconcile starts the plan.
             status.precheck_started_at = None;
             start(rt, inventory, obj, scope, &id, status).await
         }
