@@ -25,12 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt as _};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Resource, ResourceExt};
@@ -98,7 +98,7 @@ pub struct Runtime<K: Managed> {
     /// Event publisher.
     pub events: Events,
     /// Status writer (read-your-writes).
-    pub status: StatusWriter<K>,
+    pub status: Arc<StatusWriter<K>>,
     backoff: Backoff,
     /// The controller's cache of every object of the kind.
     store: Store<K>,
@@ -107,10 +107,15 @@ pub struct Runtime<K: Managed> {
 }
 
 impl<K: Managed> Runtime<K> {
-    fn new(ctx: Arc<Context>, store: Store<K>, claim_of: ClaimOf<K>) -> Self {
+    fn new(
+        ctx: Arc<Context>,
+        store: Store<K>,
+        claim_of: ClaimOf<K>,
+        status: Arc<StatusWriter<K>>,
+    ) -> Self {
         Self {
             events: Events::new(&ctx),
-            status: StatusWriter::new(ctx.client.clone()),
+            status,
             backoff: Backoff::new(&ctx.config),
             store,
             claim_of,
@@ -348,19 +353,23 @@ pub async fn run<R: Reconciler>(
     // The cache keeps every object without what no controller reads (`managedFields`,
     // `kubectl apply`'s copy of the object): most of a cached object's size.
     let (store, writer) = reflector::store();
+    let status = Arc::new(StatusWriter::new(ctx.client.clone()));
+    let shown = status.clone();
     // A change of the status alone (our own writes) triggers no reconcile: each step requeues
     // itself when it needs to look again, and a write that woke the object at once made it
-    // re-read its cloud resource after every status write.
+    // re-read its cloud resource after every status write. The status writer still hears of
+    // every version, to forget our writes the cache now shows.
     let objects = watcher(ctx.watched::<R::Object>(), config)
         .modify(|obj: &mut R::Object| strip(obj.meta_mut()))
         .reflect(writer)
         .applied_objects()
+        .inspect_ok(move |obj| shown.caught_up(obj))
         .predicate_filter(not_status, PredicateConfig::default());
     let controller = Controller::for_stream(objects, store);
     observe_cache(&ctx, R::CONTROLLER, controller.store());
     let shared = Arc::new(Shared {
         reconciler,
-        rt: Runtime::new(ctx.clone(), controller.store(), R::claim),
+        rt: Runtime::new(ctx.clone(), controller.store(), R::claim, status),
     });
     watches(controller)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
@@ -418,6 +427,7 @@ async fn reconcile<R: Reconciler>(
     let span = tracing::info_span!("reconcile", %kind, %namespace, name = %obj.name_any());
     let rt = &shared.rt;
     let obj = rt.status.freshest(obj);
+    let _settle = Settle { rt, obj: &obj };
     if let Some(wait) = rt.backoff.holding(&*obj) {
         return Ok(Action::requeue(wait));
     }
@@ -481,6 +491,22 @@ async fn reconcile<R: Reconciler>(
             Err(Error::Kube(e))
         }
         Err(e) => Err(Error::Finalizer(e.to_string())),
+    }
+}
+
+/// Hands the status writer the cached object when a reconcile ends, however it ends.
+struct Settle<'a, K: Managed> {
+    rt: &'a Runtime<K>,
+    obj: &'a K,
+}
+
+impl<K: Managed> Drop for Settle<'_, K> {
+    fn drop(&mut self) {
+        let Some(uid) = self.obj.uid() else {
+            return;
+        };
+        let cached = self.rt.store.get(&ObjectRef::from_obj(self.obj));
+        self.rt.status.settle(&uid, cached.as_deref());
     }
 }
 

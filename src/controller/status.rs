@@ -11,7 +11,9 @@
 //! the resource versions it superseded. [`StatusWriter::freshest`] hands a reconcile that answer
 //! instead of a cached object the write superseded. Resource versions are only compared for
 //! equality (they are opaque). Any other version in the cache (a user's edit, a deletion, or our
-//! write arriving) drops the entry, so entries live only until the cache catches up.
+//! write arriving) drops the entry, so entries live only until the cache catches up: when the
+//! watch shows it, or when the reconcile ends if the watch showed it while the reconcile ran (it
+//! may still compare a second write with the first, [`StatusWriter::written_over`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -91,6 +93,18 @@ struct Written<K> {
     /// Versions older than `latest` that our writes replaced.
     superseded: Vec<String>,
     latest: Arc<K>,
+    /// A reconcile of the object runs: it may still compare with `latest`
+    /// ([`StatusWriter::written_over`]), so the watch does not drop the entry.
+    reconciling: bool,
+}
+
+impl<K: Resource> Written<K> {
+    /// Whether `cached` shows our latest write, or a later version: the entry has done its job.
+    fn caught_up(&self, cached: &K) -> bool {
+        cached
+            .resource_version()
+            .is_some_and(|v| !self.superseded.contains(&v))
+    }
 }
 
 impl<K: Resource> StatusWriter<K> {
@@ -108,15 +122,17 @@ impl<K: Resource> StatusWriter<K> {
         let (Some(uid), Some(seen_version)) = (seen.uid(), seen.resource_version()) else {
             return;
         };
-        // Kept until the object's next reconcile (a resync period for a Ready object): without
-        // what no controller reads.
+        // Kept until the cache shows it (see `settle` and `caught_up`): without what no
+        // controller reads.
         strip(written.meta_mut());
         let mut map = lock(&self.map);
         let written = Arc::new(written);
         let entry = map.entry(uid).or_insert_with(|| Written {
             superseded: Vec::new(),
             latest: written.clone(),
+            reconciling: true,
         });
+        entry.reconciling = true;
         let previous = entry.latest.resource_version();
         for version in [Some(seen_version), previous].into_iter().flatten() {
             if written.resource_version().as_ref() != Some(&version)
@@ -132,24 +148,53 @@ impl<K: Resource> StatusWriter<K> {
         entry.latest = written;
     }
 
-    /// `cached`, or our later write of it when the cache has not caught up with that write.
+    /// `cached`, or our later write of it when the cache has not caught up with that write. Called
+    /// as a reconcile starts; [`StatusWriter::settle`] as it ends.
     pub fn freshest(&self, cached: Arc<K>) -> Arc<K> {
         let Some(uid) = cached.uid() else {
             return cached;
         };
         let mut map = lock(&self.map);
-        let Some(entry) = map.get(&uid) else {
+        let Some(entry) = map.get_mut(&uid) else {
             return cached;
         };
-        let version = cached.resource_version();
-        if version
-            .as_ref()
-            .is_some_and(|v| entry.superseded.contains(v))
-        {
-            return entry.latest.clone();
+        if entry.caught_up(&cached) {
+            map.remove(&uid);
+            return cached;
         }
-        map.remove(&uid);
-        cached
+        entry.reconciling = true;
+        entry.latest.clone()
+    }
+
+    /// The reconcile of the object `uid` ended, and the cache holds `cached` (`None`: the object
+    /// is gone): the entry goes if the cache has caught up, else when the watch shows the write
+    /// ([`StatusWriter::caught_up`]). Without this, every object's last write stayed in memory
+    /// until its next reconcile, a resync period later for a Ready object: a second copy of each.
+    pub fn settle(&self, uid: &str, cached: Option<&K>) {
+        let mut map = lock(&self.map);
+        let Some(entry) = map.get_mut(uid) else {
+            return;
+        };
+        if cached.is_none_or(|c| entry.caught_up(c)) {
+            map.remove(uid);
+        } else {
+            entry.reconciling = false;
+        }
+    }
+
+    /// The watch shows `cached`: the entry of an object no reconcile is working on goes once the
+    /// cache holds our write (or a later version).
+    pub fn caught_up(&self, cached: &K) {
+        let Some(uid) = cached.uid() else {
+            return;
+        };
+        let mut map = lock(&self.map);
+        if map
+            .get(&uid)
+            .is_some_and(|e| !e.reconciling && e.caught_up(cached))
+        {
+            map.remove(&uid);
+        }
     }
 
     /// Our write that replaced `seen`, if there was one (an earlier write of the same
@@ -292,6 +337,43 @@ mod tests {
             data(&writes.freshest(Arc::new(cm("13", "theirs")))),
             "theirs"
         );
+        assert!(writes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_watch_drops_the_entry_once_no_reconcile_compares_with_it() {
+        let writes = StatusWriter::new(offline_client());
+        let seen = cm("10", "old");
+        writes.record(&seen, cm("11", "new"));
+        // The watch shows the write while the reconcile that made it still runs: kept, since
+        // a second write of that reconcile compares with it.
+        writes.caught_up(&cm("11", "new"));
+        assert_eq!(writes.len(), 1);
+        // The reconcile ends before the cache catches up: kept for the next one.
+        writes.settle("uid-1", Some(&cm("10", "old")));
+        assert_eq!(writes.len(), 1);
+        // A superseded version arriving late changes nothing; our write arriving drops it.
+        writes.caught_up(&cm("10", "old"));
+        assert_eq!(writes.len(), 1);
+        writes.caught_up(&cm("11", "new"));
+        assert!(writes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_reconcile_drops_the_entry_when_the_cache_has_caught_up() {
+        let writes = StatusWriter::new(offline_client());
+        writes.record(&cm("10", "old"), cm("11", "new"));
+        writes.settle("uid-1", Some(&cm("11", "new")));
+        assert!(writes.is_empty());
+
+        // A reconcile that started from our write (the cache was behind) marks the entry busy
+        // again; the object gone from the cache drops it.
+        writes.record(&cm("10", "old"), cm("11", "new"));
+        writes.settle("uid-1", Some(&cm("10", "old")));
+        assert_eq!(data(&writes.freshest(Arc::new(cm("10", "old")))), "new");
+        writes.caught_up(&cm("11", "new"));
+        assert_eq!(writes.len(), 1, "a reconcile is running");
+        writes.settle("uid-1", None);
         assert!(writes.is_empty());
     }
 
