@@ -262,8 +262,14 @@ impl PlanInventory {
             if let Some(s) = fresh(&region, backup_plan_id, max_age) {
                 return Ok(Ok(s));
             }
-            if let Some(e) = deferred_failure(&region, backup_plan_id) {
-                return Err(e);
+            match come_back(&region, backup_plan_id) {
+                Back::NotDeferred => {}
+                Back::Answer(answer) => return answer,
+                Back::ReadById => {
+                    return self
+                        .read_by_id(dbs, scope, &region, backup_plan_id, false)
+                        .await;
+                }
             }
             match start_sweep(dbs, scope, &region, max_age) {
                 // A sweep ended within `max_age` and did not list the plan.
@@ -294,6 +300,20 @@ impl PlanInventory {
                 }
             }
         }
+        self.read_by_id(dbs, scope, &region, backup_plan_id, changed)
+            .await
+    }
+
+    /// Describes the plan by id into the cache; a plan marked `changed` stays marked if the
+    /// read fails.
+    async fn read_by_id<D: ListPlans + ?Sized + 'static>(
+        &self,
+        dbs: &Arc<D>,
+        scope: &Scope,
+        region: &Region,
+        backup_plan_id: &str,
+        changed: bool,
+    ) -> Result<Result<Sighting, Later>, CloudError> {
         let result = self.by_id.describe(dbs, scope, backup_plan_id).await;
         if result.is_err() && changed {
             self.mark_changed(backup_plan_id);
@@ -371,12 +391,13 @@ fn start_sweep<D: ListPlans + ?Sized + 'static>(
     Some(running)
 }
 
-/// Sends the reconcile of a plan seen before away until `running`'s wait is over, once per
-/// sweep: the time left, or `None` when the reconcile is to wait (or not) as usual.
+/// Sends the reconcile of a plan seen before away until `running`'s wait is over: the time
+/// left, or `None` when the reconcile is to wait (or not) as usual. It comes back to
+/// [`come_back`].
 fn defer(region: &Region, id: &str, running: &Running) -> Option<Later> {
     let left = running.until.checked_duration_since(Instant::now())?;
     let mut plans = lock(&region.plans);
-    if !plans.plans.contains_key(id) || plans.deferred.get(id) == Some(&running.number) {
+    if !plans.plans.contains_key(id) {
         return None;
     }
     plans.deferred.insert(id.to_owned(), running.number);
@@ -384,19 +405,31 @@ fn defer(region: &Region, id: &str, running: &Running) -> Option<Later> {
     Some(Later(left + DEFER_SLACK))
 }
 
-/// The error of the sweep a plan's reconcile was deferred for (or of a later one) when the latest
-/// sweep that ended failed: what the reconcile would have heard had it waited. Without it, a
-/// deferred reconcile could find a newer sweep running and be deferred again and again.
-fn deferred_failure(region: &Region, id: &str) -> Option<CloudError> {
+/// What a reconcile that was sent away hears when it comes back.
+enum Back {
+    /// It was not sent away: the usual path.
+    NotDeferred,
+    /// What it would have heard had it waited for the sweep.
+    Answer(Result<Result<Sighting, Later>, CloudError>),
+    /// The sweep ended without listing the plan: read it by id.
+    ReadById,
+}
+
+/// The answer for a plan whose reconcile was sent away ([`defer`]), as if it had waited: the
+/// error of the sweep it was sent away for (or of a later one, when the latest sweep that ended
+/// failed), the sweep's listing, or its previous sighting while that sweep still runs. Never
+/// another deferral: its sighting may be older than `max_age` by now (a resync period shorter
+/// than [`SWEEP_WAIT`]), and a newer sweep may be running, which would send it away for ever.
+fn come_back(region: &Region, id: &str) -> Back {
     let mut plans = lock(&region.plans);
-    let number = *plans.deferred.get(id)?;
+    let Some(number) = plans.deferred.remove(id) else {
+        return Back::NotDeferred;
+    };
+    let sighting = plans.plans.get(id).cloned();
     match &plans.ended {
-        Some((n, Some(e))) if *n >= number => {
-            let error = copy(e);
-            plans.deferred.remove(id);
-            Some(error)
-        }
-        _ => None,
+        Some((n, Some(e))) if *n >= number => Back::Answer(Err(copy(e))),
+        Some((n, None)) if *n >= number && sighting.is_none() => Back::ReadById,
+        _ => Back::Answer(Ok(sighting.ok_or(Later(NOT_OBSERVED_REQUEUE)))),
     }
 }
 
@@ -1064,5 +1097,33 @@ mod tests {
             .expect_err("the sweep's error");
         assert_eq!(back.code.as_deref(), Some("Forbidden.RAM"));
         assert_eq!(failing.lists.load(Ordering::SeqCst), 2, "no third sweep");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deferred_reconcile_is_not_sent_away_again_when_the_resync_is_shorter_than_the_wait()
+    {
+        // The tests' 2 s resync: a sighting is stale after 1.8 s, before the deferral ends.
+        let max_age = Duration::from_millis(1800);
+        let dbs = Arc::new(Listing::with(&[("dbsaaaa", "MONDAY")], false));
+        let inventory = PlanInventory::default();
+        let ak = scope("ak");
+        let observe = || inventory.observe(&dbs, &ak, "dbsaaaa", max_age);
+        observe().await.expect("no error").expect("swept");
+        sweeps_end(&inventory).await;
+        tokio::time::advance(max_age).await;
+        dbs.set_period("dbsaaaa", "TUESDAY");
+        assert!(observe().await.expect("no error").is_err(), "sent away");
+        sweeps_end(&inventory).await;
+        tokio::time::advance(SWEEP_WAIT + DEFER_SLACK).await;
+        let back = observe()
+            .await
+            .expect("no error")
+            .expect("the sweep it was sent away for, though older than max_age now");
+        assert_eq!(period(&back).as_deref(), Some("TUESDAY"));
+        assert_eq!(
+            dbs.lists.load(Ordering::SeqCst),
+            2,
+            "two sweeps of one page"
+        );
     }
 }
