@@ -353,17 +353,25 @@ pub async fn run<R: Reconciler>(
     // The cache keeps every object without what no controller reads (`managedFields`,
     // `kubectl apply`'s copy of the object): most of a cached object's size.
     let (store, writer) = reflector::store();
-    let status = Arc::new(StatusWriter::new(ctx.client.clone()));
-    let shown = status.clone();
+    let status = Arc::new(StatusWriter::<R::Object>::new(ctx.client.clone()));
+    let (shown, cache) = (status.clone(), store.clone());
     // A change of the status alone (our own writes) triggers no reconcile: each step requeues
     // itself when it needs to look again, and a write that woke the object at once made it
     // re-read its cloud resource after every status write. The status writer still hears of
-    // every version, to forget our writes the cache now shows.
+    // every version, to forget our writes the cache now shows. It is handed the cache's object,
+    // not the watch's: while the watcher re-lists, the listed objects run ahead of the cache
+    // (swapped in only at the end of the list), and a write forgotten then would let the next
+    // reconcile start from the older cached object (a ConfigureBackupPlan sent before the
+    // 5 s rule, from a status without `createdAt`, was seen at 10,000 plans).
     let objects = watcher(ctx.watched::<R::Object>(), config)
         .modify(|obj: &mut R::Object| strip(obj.meta_mut()))
         .reflect(writer)
         .applied_objects()
-        .inspect_ok(move |obj| shown.caught_up(obj))
+        .inspect_ok(move |obj| {
+            if let Some(cached) = cache.get(&ObjectRef::from_obj(obj)) {
+                shown.caught_up(&*cached);
+            }
+        })
         .predicate_filter(not_status, PredicateConfig::default());
     let controller = Controller::for_stream(objects, store);
     observe_cache(&ctx, R::CONTROLLER, controller.store());

@@ -155,11 +155,9 @@ impl Reconciler for BackupPlans {
 
     async fn apply(&self, obj: &BackupPlan, rt: &Runtime<BackupPlan>) -> Result<Action, Error> {
         let mut status = obj.status.clone().unwrap_or_default();
-        let outcome = match self.step(obj, rt, &mut status).await {
-            // Not observed yet (its account is being listed): nothing to report.
-            Ok(Err(observe::Later(after))) => return Ok(Action::requeue(after)),
-            Ok(Ok(outcome)) => Ok(outcome),
-            Err(e) => Err(e),
+        let Some(outcome) = self.step(obj, rt, &mut status).await.transpose() else {
+            // Not observed yet (its account is still being listed): nothing to report.
+            return Ok(Action::requeue(observe::NOT_OBSERVED_REQUEUE));
         };
         report::report(rt, obj, status, outcome).await
     }
@@ -186,14 +184,14 @@ impl Reconciler for BackupPlans {
 }
 
 impl BackupPlans {
-    /// Observe → decide → act; `status` is updated with what the step learnt and sent.
-    /// [`observe::Later`]: the plan is not observed yet, and nothing was done.
+    /// Observe → decide → act; `status` is updated with what the step learnt and sent. `None`:
+    /// the plan is not observed yet, and nothing was done.
     async fn step(
         &self,
         obj: &BackupPlan,
         rt: &Runtime<BackupPlan>,
         status: &mut BackupPlanStatus,
-    ) -> Result<Result<Outcome, observe::Later>, Error> {
+    ) -> Result<Option<Outcome>, Error> {
         let config = &rt.ctx.config;
         let plan_name = requests::plan_name(
             &obj.spec,
@@ -218,7 +216,7 @@ impl BackupPlans {
         // What needs no cloud call comes first: a bad spec makes none.
         let step = decide::decide(&facts, Timestamp::now());
         if matches!(step, Step::Stalled { .. }) {
-            return Ok(Ok(report::settle(id.as_deref(), &step, config)));
+            return Ok(Some(report::settle(id.as_deref(), &step, config)));
         }
         if obj.spec.backup_plan_id.is_none()
             && let Some(id) = &status.backup_plan_id
@@ -227,9 +225,9 @@ impl BackupPlans {
             // An object from before the annotation existed: record its plan where it lasts.
             act::record_plan_id(rt, obj, id).await?;
         }
-        let mut observed = match observe::observe(rt, &self.inventory, obj, id.as_deref()).await? {
-            Ok(observed) => observed,
-            Err(later) => return Ok(Err(later)),
+        let Some(mut observed) = observe::observe(rt, &self.inventory, obj, id.as_deref()).await?
+        else {
+            return Ok(None);
         };
         facts.current_password_version = observed.password_version();
         facts.observed = observed.sighting.as_ref().map(|s| &s.observation);
@@ -258,7 +256,7 @@ impl BackupPlans {
             // not keep the value, so an outage never turns into `DriftNotConverging`.
             self.drift.forget(&uid);
         }
-        acted.map(Ok)
+        acted.map(Some)
     }
 }
 

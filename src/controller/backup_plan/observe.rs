@@ -7,7 +7,7 @@ mod inventory;
 
 use kube::ResourceExt;
 
-pub use self::inventory::{Later, PlanInventory, Sighting, describe_one};
+pub use self::inventory::{PlanInventory, Sighting, describe_one};
 use crate::cloud::Scope;
 use crate::cloud::dbs::BackupPlanDetail;
 use crate::controller::Error;
@@ -81,13 +81,13 @@ impl Observed {
 }
 
 /// Resolves credentials (marking their Secret in use) and the password, and observes plan `id`;
-/// [`Later`] when the plan is not observed yet (see [`PlanInventory::observe`]).
+/// `None` when the plan is not observed yet (see [`PlanInventory::observe`]).
 pub async fn observe(
     rt: &Runtime<BackupPlan>,
     inventory: &PlanInventory,
     obj: &BackupPlan,
     id: Option<&str>,
-) -> Result<Result<Observed, Later>, Error> {
+) -> Result<Option<Observed>, Error> {
     let ctx = &rt.ctx;
     let spec = &obj.spec;
     let ns = obj.namespace().unwrap_or_default();
@@ -117,13 +117,13 @@ pub async fn observe(
         Some(id) => {
             let max_age = ctx.config.resync_period.mul_f64(0.9);
             match inventory.observe(&ctx.dbs, &scope, id, max_age).await? {
-                Ok(s) => Some(s),
-                Err(later) => return Ok(Err(later)),
+                Some(s) => Some(s),
+                None => return Ok(None),
             }
         }
         None => None,
     };
-    Ok(Ok(Observed {
+    Ok(Some(Observed {
         scope,
         password,
         sighting,

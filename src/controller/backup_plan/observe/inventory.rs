@@ -4,16 +4,14 @@
 //! with the other plans read by id at the same time (see `batch`).
 //!
 //! Sweeps are lazy, and never run inside a reconcile: the first reconcile that needs a plan of a
-//! stale (account, region) starts the sweep in a task of its own. The reconciles of that account
-//! get its listing until [`SWEEP_WAIT`] after it started, no longer: a plan never seen before
-//! waits for it in its worker; a plan seen before (a Ready plan's resync) is sent away until then
-//! and comes back once, so thousands of resyncs arriving during a sweep hold no worker. A sweep
-//! that takes longer (a slow or unreachable account, up to [`MAX_PAGES`] pages with the client's
-//! retries) holds no reconcile slot meanwhile: the reconcile goes on with the plan's previous
-//! sighting, or hears that the plan is not observed yet and looks again soon; reconciles arriving
-//! later do not wait at all. One slow account therefore costs the controller's concurrency slots
-//! at most [`SWEEP_WAIT`] per new plan and sweep, and never starves the objects of the other
-//! accounts, nor deletions, which describe by id and never wait for a sweep.
+//! stale (account, region) starts the sweep in a task of its own, and the reconciles of that account wait
+//! for it until [`SWEEP_WAIT`] after it started, no longer. A sweep that takes longer (a slow or
+//! unreachable account, up to [`MAX_PAGES`] pages with the client's retries) holds no reconcile
+//! slot meanwhile: the reconcile goes on with the plan's previous sighting, or hears that the plan
+//! is not observed yet and looks again soon; reconciles arriving later do not wait at all. One
+//! slow account therefore costs the controller's concurrency slots at most [`SWEEP_WAIT`] per
+//! waiting reconcile and sweep, and never starves the objects of the other accounts, nor
+//! deletions, which describe by id and never wait for a sweep.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -23,8 +21,8 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::Observation;
 use super::batch::ByIdReads;
-use super::{NOT_OBSERVED_REQUEUE, Observation};
 use async_trait::async_trait;
 
 use crate::cloud::dbs::{BackupPlanDetail, BackupPlanPage, DescribeBackupPlanList, PlanStatus};
@@ -40,8 +38,6 @@ const MAX_PAGES: u32 = 1000;
 const IDLE_SWEEP_PERIODS: u32 = 3;
 /// How long after a sweep started reconciles wait for it before they go on without it.
 pub const SWEEP_WAIT: Duration = Duration::from_secs(2);
-/// How long after the end of [`SWEEP_WAIT`] a deferred reconcile comes back.
-const DEFER_SLACK: Duration = Duration::from_millis(100);
 
 /// The DBS call the inventory makes, and whose account a key is; every [`DbsApi`] answers both.
 #[async_trait]
@@ -79,18 +75,6 @@ type SweepKey = (String, String);
 /// How a sweep ended, as the reconciles that wait for it see it: `None` while it runs.
 type SweepEnd = Option<Result<(), CloudError>>;
 
-/// Not observed yet: the reconcile looks again after this long, holding no worker meanwhile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Later(pub Duration);
-
-/// A sweep in flight: its number in its region, until when reconciles wait for it, and its end.
-#[derive(Clone)]
-struct Running {
-    number: u64,
-    until: Instant,
-    end: watch::Receiver<SweepEnd>,
-}
-
 /// A plan as last seen, and when.
 #[derive(Clone, Debug)]
 pub struct Sighting {
@@ -112,14 +96,7 @@ struct RegionPlans {
     last_used: Option<Instant>,
     /// The sweep running now, if any: until when reconciles wait for it, and how it ended,
     /// once it has.
-    running: Option<Running>,
-    /// Sweeps started so far.
-    sweeps: u64,
-    /// The number of the latest sweep that ended, and its error if it failed.
-    ended: Option<(u64, Option<CloudError>)>,
-    /// Plans whose reconcile was sent away to come back when a sweep (by number) is done, instead
-    /// of waiting for it in a worker (see [`PlanInventory::observe`]).
-    deferred: HashMap<String, u64>,
+    running: Option<(Instant, watch::Receiver<SweepEnd>)>,
     plans: HashMap<String, Sighting>,
 }
 
@@ -201,9 +178,8 @@ impl PlanInventory {
         let account = dbs.principal(&scope.credentials).await;
         let region = self.region(&account, scope, max_age);
         if lock(&region.plans).last_sweep.is_none() {
-            let mut running = start_sweep(dbs, scope, &region, max_age)?;
-            let ended = running.end.wait_for(Option::is_some);
-            match tokio::time::timeout_at(running.until, ended).await {
+            let (deadline, mut end) = start_sweep(dbs, scope, &region, max_age)?;
+            match tokio::time::timeout_at(deadline, end.wait_for(Option::is_some)).await {
                 Ok(Ok(ended)) if matches!(&*ended, Some(Ok(()))) => {}
                 _ => return None,
             }
@@ -238,48 +214,29 @@ impl PlanInventory {
     ///
     /// When the cache is stale, the sweep (started here unless one runs) is waited for until
     /// [`SWEEP_WAIT`] after it started; if it is not done by then, the answer is the plan's
-    /// previous sighting, or [`Later`] (not observed yet: look again soon) when there is none.
-    /// Reconciles that waited for a sweep that failed share its error instead of each repeating
-    /// the whole listing (10,000 objects would mean 10,000 sweeps).
-    ///
-    /// A plan seen before is not waited for in a worker: its reconcile (a Ready plan's resync,
-    /// typically) hears [`Later`] with the time left until [`SWEEP_WAIT`] after the sweep started,
-    /// and comes back then, once per sweep. It then finds the sweep's listing, shares the sweep's
-    /// error, or goes on with its previous sighting, as if it had waited. Otherwise the resyncs
-    /// of thousands of Ready plans that arrive while their account is swept would fill every
-    /// worker for up to [`SWEEP_WAIT`] each, and new objects would wait for a worker.
+    /// previous sighting, or `None` (not observed yet: look again soon) when there is none. Reconciles that waited
+    /// for a sweep that failed share its error instead of each repeating the whole listing
+    /// (10,000 objects would mean 10,000 sweeps).
     pub async fn observe<D: ListPlans + ?Sized + 'static>(
         &self,
         dbs: &Arc<D>,
         scope: &Scope,
         backup_plan_id: &str,
         max_age: Duration,
-    ) -> Result<Result<Sighting, Later>, CloudError> {
+    ) -> Result<Option<Sighting>, CloudError> {
         let account = dbs.principal(&scope.credentials).await;
         let region = self.region(&account, scope, max_age);
         let changed = lock(&self.changed).remove(backup_plan_id);
         if !changed {
             if let Some(s) = fresh(&region, backup_plan_id, max_age) {
-                return Ok(Ok(s));
-            }
-            match come_back(&region, backup_plan_id) {
-                Back::NotDeferred => {}
-                Back::Answer(answer) => return answer,
-                Back::ReadById => {
-                    return self
-                        .read_by_id(dbs, scope, &region, backup_plan_id, false)
-                        .await;
-                }
+                return Ok(Some(s));
             }
             match start_sweep(dbs, scope, &region, max_age) {
                 // A sweep ended within `max_age` and did not list the plan.
                 None => {}
-                Some(mut running) => {
-                    if let Some(later) = defer(&region, backup_plan_id, &running) {
-                        return Ok(Err(later));
-                    }
-                    let waited = running.end.wait_for(Option::is_some);
-                    match tokio::time::timeout_at(running.until, waited).await {
+                Some((deadline, mut end)) => {
+                    let waited = tokio::time::timeout_at(deadline, end.wait_for(Option::is_some));
+                    match waited.await {
                         Ok(Ok(ended)) => {
                             if let Some(Err(e)) = &*ended {
                                 return Err(copy(e));
@@ -287,33 +244,15 @@ impl PlanInventory {
                             // What the sweep listed (or a describe by id learnt since) is as new
                             // as DBS can tell, even when the sweep itself took over `max_age`.
                             if let Some(s) = sighted(&region, backup_plan_id) {
-                                return Ok(Ok(s));
+                                return Ok(Some(s));
                             }
                         }
                         // Still sweeping (or the sweep's task is gone): go on without it.
-                        Ok(Err(_)) | Err(_) => {
-                            return Ok(
-                                sighted(&region, backup_plan_id).ok_or(Later(NOT_OBSERVED_REQUEUE))
-                            );
-                        }
+                        Ok(Err(_)) | Err(_) => return Ok(sighted(&region, backup_plan_id)),
                     }
                 }
             }
         }
-        self.read_by_id(dbs, scope, &region, backup_plan_id, changed)
-            .await
-    }
-
-    /// Describes the plan by id into the cache; a plan marked `changed` stays marked if the
-    /// read fails.
-    async fn read_by_id<D: ListPlans + ?Sized + 'static>(
-        &self,
-        dbs: &Arc<D>,
-        scope: &Scope,
-        region: &Region,
-        backup_plan_id: &str,
-        changed: bool,
-    ) -> Result<Result<Sighting, Later>, CloudError> {
         let result = self.by_id.describe(dbs, scope, backup_plan_id).await;
         if result.is_err() && changed {
             self.mark_changed(backup_plan_id);
@@ -326,7 +265,7 @@ impl PlanInventory {
         lock(&region.plans)
             .plans
             .insert(backup_plan_id.to_owned(), sighting.clone());
-        Ok(Ok(sighting))
+        Ok(Some(sighting))
     }
 
     /// The cache of the (account, region); drops the caches of accounts no longer used.
@@ -343,14 +282,14 @@ impl PlanInventory {
     }
 }
 
-/// The region's sweep: the one running, or one started now in a task of its own. `None` when a
-/// sweep ended less than `max_age` ago.
+/// Until when to wait for the region's sweep, and its end: the sweep running, or one started now
+/// in a task of its own. `None` when a sweep ended less than `max_age` ago.
 fn start_sweep<D: ListPlans + ?Sized + 'static>(
     dbs: &Arc<D>,
     scope: &Scope,
     region: &Arc<Region>,
     max_age: Duration,
-) -> Option<Running> {
+) -> Option<(Instant, watch::Receiver<SweepEnd>)> {
     let mut plans = lock(&region.plans);
     if plans.last_sweep.is_some_and(|t| t.elapsed() < max_age) {
         return None;
@@ -359,20 +298,12 @@ fn start_sweep<D: ListPlans + ?Sized + 'static>(
     if let Some(running) = plans
         .running
         .as_ref()
-        .filter(|r| r.end.has_changed().is_ok())
+        .filter(|(_, e)| e.has_changed().is_ok())
     {
         return Some(running.clone());
     }
     let (tell, end) = watch::channel(None);
-    plans.sweeps += 1;
-    let number = plans.sweeps;
-    // Plans deferred for a sweep before the previous one came back long ago.
-    plans.deferred.retain(|_, n| *n + 1 >= number);
-    let running = Running {
-        number,
-        until: Instant::now() + SWEEP_WAIT,
-        end,
-    };
+    let running = (Instant::now() + SWEEP_WAIT, end);
     plans.running = Some(running.clone());
     drop(plans);
     let (dbs, scope, region) = (dbs.clone(), scope.clone(), region.clone());
@@ -381,56 +312,10 @@ fn start_sweep<D: ListPlans + ?Sized + 'static>(
         if let Err(e) = &ended {
             tracing::debug!(region = %scope.region, error = %e, "sweeping DBS backup plans failed");
         }
-        {
-            let mut plans = lock(&region.plans);
-            plans.running = None;
-            plans.ended = Some((number, ended.as_ref().err().map(copy)));
-        }
+        lock(&region.plans).running = None;
         tell.send_replace(Some(ended));
     });
     Some(running)
-}
-
-/// Sends the reconcile of a plan seen before away until `running`'s wait is over: the time
-/// left, or `None` when the reconcile is to wait (or not) as usual. It comes back to
-/// [`come_back`].
-fn defer(region: &Region, id: &str, running: &Running) -> Option<Later> {
-    let left = running.until.checked_duration_since(Instant::now())?;
-    let mut plans = lock(&region.plans);
-    if !plans.plans.contains_key(id) {
-        return None;
-    }
-    plans.deferred.insert(id.to_owned(), running.number);
-    // A little past the wait, so a sweep that ends just in time is found done.
-    Some(Later(left + DEFER_SLACK))
-}
-
-/// What a reconcile that was sent away hears when it comes back.
-enum Back {
-    /// It was not sent away: the usual path.
-    NotDeferred,
-    /// What it would have heard had it waited for the sweep.
-    Answer(Result<Result<Sighting, Later>, CloudError>),
-    /// The sweep ended without listing the plan: read it by id.
-    ReadById,
-}
-
-/// The answer for a plan whose reconcile was sent away ([`defer`]), as if it had waited: the
-/// error of the sweep it was sent away for (or of a later one, when the latest sweep that ended
-/// failed), the sweep's listing, or its previous sighting while that sweep still runs. Never
-/// another deferral: its sighting may be older than `max_age` by now (a resync period shorter
-/// than [`SWEEP_WAIT`]), and a newer sweep may be running, which would send it away for ever.
-fn come_back(region: &Region, id: &str) -> Back {
-    let mut plans = lock(&region.plans);
-    let Some(number) = plans.deferred.remove(id) else {
-        return Back::NotDeferred;
-    };
-    let sighting = plans.plans.get(id).cloned();
-    match &plans.ended {
-        Some((n, Some(e))) if *n >= number => Back::Answer(Err(copy(e))),
-        Some((n, None)) if *n >= number && sighting.is_none() => Back::ReadById,
-        _ => Back::Answer(Ok(sighting.ok_or(Later(NOT_OBSERVED_REQUEUE)))),
-    }
 }
 
 /// A copy of a sweep's error for another reconcile that waited for that sweep.
@@ -669,16 +554,6 @@ mod tests {
         }
     }
 
-    /// Waits until no sweep runs, letting the paused clock run (failing listings sleep first).
-    async fn failed_sweeps_end(inventory: &PlanInventory) {
-        while lock(&inventory.regions)
-            .values()
-            .any(|r| lock(&r.plans).running.is_some())
-        {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
     fn period(s: &Sighting) -> Option<String> {
         match &s.observation {
             Observation::Found(d) => d.backup_period.clone(),
@@ -715,11 +590,7 @@ mod tests {
         assert_eq!(period(&read).as_deref(), Some("TUESDAY"));
         // The sweep finishes with its older page 0.
         dbs.release_page_one.notify_one();
-        sweeping
-            .await
-            .expect("join")
-            .expect("sweep")
-            .expect("swept");
+        sweeping.await.expect("join").expect("sweep");
 
         let next = inventory
             .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
@@ -773,14 +644,10 @@ mod tests {
 
         // A sweep that started after the naming lists it under its name.
         tokio::time::advance(MAX_AGE).await;
-        let seen = inventory
+        inventory
             .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
             .await
             .expect("sweep");
-        assert!(
-            seen.is_err(),
-            "a plan seen before is sent away while its account is swept"
-        );
         sweeps_end(&inventory).await;
         assert_eq!(dbs.lists.load(Ordering::SeqCst), 4, "a second sweep");
         assert_eq!(ids(lookup("ns-c").await), Some(vec!["dbsbbbb".to_owned()]));
@@ -791,7 +658,6 @@ mod tests {
         inventory
             .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
             .await
-            .expect("no error")
             .expect("read by id");
         assert_eq!(ids(lookup("ns-a").await), Some(vec![]));
     }
@@ -890,11 +756,7 @@ mod tests {
             .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
             .await
             .expect("no error");
-        assert_eq!(
-            first.err(),
-            Some(Later(NOT_OBSERVED_REQUEUE)),
-            "a plan never seen is not observed yet"
-        );
+        assert!(first.is_none(), "a plan never seen is not observed yet");
         assert!(
             started.elapsed() <= SWEEP_WAIT,
             "waited {:?}",
@@ -907,7 +769,7 @@ mod tests {
             .observe(&dbs, &scope("ak"), "dbsbbbb", MAX_AGE)
             .await
             .expect("no error");
-        assert!(other.is_err(), "not observed yet");
+        assert!(other.is_none(), "not observed yet");
         assert!(
             started.elapsed().is_zero(),
             "waited {:?}",
@@ -924,23 +786,10 @@ mod tests {
             .expect("swept");
         assert_eq!(period(&swept).as_deref(), Some("MONDAY"));
 
-        // The cache goes stale, DBS changes, and the next sweep hangs again: the reconcile of
-        // the plan seen before is sent away at once until the wait is over, then goes on with
-        // the previous sighting without waiting.
+        // The cache goes stale, DBS changes, and the next sweep hangs again: the reconcile
+        // goes on with the previous sighting, within the bound.
         tokio::time::advance(MAX_AGE).await;
         dbs.set_period("dbsaaaa", "TUESDAY");
-        let started = Instant::now();
-        let deferred = inventory
-            .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
-            .await
-            .expect("no error");
-        assert_eq!(deferred.err(), Some(Later(SWEEP_WAIT + DEFER_SLACK)));
-        assert!(
-            started.elapsed().is_zero(),
-            "waited {:?}",
-            started.elapsed()
-        );
-        tokio::time::advance(SWEEP_WAIT + DEFER_SLACK).await;
         let started = Instant::now();
         let previous = inventory
             .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
@@ -948,7 +797,7 @@ mod tests {
             .expect("no error")
             .expect("the previous sighting");
         assert!(
-            started.elapsed().is_zero(),
+            started.elapsed() <= SWEEP_WAIT,
             "waited {:?}",
             started.elapsed()
         );
@@ -1008,122 +857,7 @@ mod tests {
         );
 
         let (seen, waited) = slow.await.expect("join");
-        assert!(seen.expect("no error").is_err(), "not observed yet");
+        assert!(seen.expect("no error").is_none(), "not observed yet");
         assert!(waited <= SWEEP_WAIT, "waited {waited:?}");
-    }
-
-    /// Sweeps the plans once, then lets the cache go stale.
-    async fn swept_then_stale(dbs: &Arc<Listing>, inventory: &PlanInventory) {
-        for id in ["dbsaaaa", "dbsbbbb"] {
-            inventory
-                .observe(dbs, &scope("ak"), id, MAX_AGE)
-                .await
-                .expect("no error")
-                .expect("swept");
-        }
-        sweeps_end(inventory).await;
-        tokio::time::advance(MAX_AGE).await;
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_deferred_reconcile_comes_back_to_the_sweeps_listing() {
-        let dbs = Arc::new(Listing::with(
-            &[("dbsaaaa", "MONDAY"), ("dbsbbbb", "MONDAY")],
-            true,
-        ));
-        let inventory = PlanInventory::default();
-        // The first sweep's page 1 goes through at once (a stored permit); the second's is held.
-        dbs.release_page_one.notify_one();
-        swept_then_stale(&dbs, &inventory).await;
-        let lists = dbs.lists.load(Ordering::SeqCst);
-
-        // Both Ready plans' resyncs arrive while their account is swept again: neither waits.
-        dbs.set_period("dbsaaaa", "TUESDAY");
-        for id in ["dbsaaaa", "dbsbbbb"] {
-            let seen = inventory
-                .observe(&dbs, &scope("ak"), id, MAX_AGE)
-                .await
-                .expect("no error");
-            assert_eq!(seen.err(), Some(Later(SWEEP_WAIT + DEFER_SLACK)), "{id}");
-        }
-        // The sweep ends within the wait; the reconciles come back to what it listed.
-        dbs.release_page_one.notify_one();
-        sweeps_end(&inventory).await;
-        tokio::time::advance(SWEEP_WAIT + DEFER_SLACK).await;
-        let back = inventory
-            .observe(&dbs, &scope("ak"), "dbsaaaa", MAX_AGE)
-            .await
-            .expect("no error")
-            .expect("swept");
-        assert_eq!(period(&back).as_deref(), Some("TUESDAY"));
-        assert_eq!(
-            dbs.lists.load(Ordering::SeqCst) - lists,
-            2,
-            "one sweep of two pages, no describe by id"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_deferred_reconcile_shares_the_error_of_the_sweep_it_was_sent_away_for() {
-        let dbs = Arc::new(Listing::with(
-            &[("dbsaaaa", "MONDAY"), ("dbsbbbb", "MONDAY")],
-            false,
-        ));
-        let inventory = PlanInventory::default();
-        swept_then_stale(&dbs, &inventory).await;
-        // The account's listing now fails, slowly enough for the reconcile to be sent away.
-        let failing = Arc::new(Listing {
-            fail_lists: true,
-            ..Listing::with(&[("dbsaaaa", "MONDAY")], false)
-        });
-        let seen = inventory
-            .observe(&failing, &scope("ak"), "dbsaaaa", MAX_AGE)
-            .await
-            .expect("no error");
-        assert!(seen.is_err(), "sent away");
-        failed_sweeps_end(&inventory).await;
-        // Another reconcile starts a second sweep, which fails too, before the first comes back:
-        // the deferred one hears the error instead of being sent away again.
-        let other = inventory
-            .observe(&failing, &scope("ak"), "dbsbbbb", MAX_AGE)
-            .await
-            .expect("no error");
-        assert!(other.is_err(), "sent away");
-        failed_sweeps_end(&inventory).await;
-        tokio::time::advance(SWEEP_WAIT + DEFER_SLACK).await;
-        let back = inventory
-            .observe(&failing, &scope("ak"), "dbsaaaa", MAX_AGE)
-            .await
-            .expect_err("the sweep's error");
-        assert_eq!(back.code.as_deref(), Some("Forbidden.RAM"));
-        assert_eq!(failing.lists.load(Ordering::SeqCst), 2, "no third sweep");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_deferred_reconcile_is_not_sent_away_again_when_the_resync_is_shorter_than_the_wait()
-    {
-        // The tests' 2 s resync: a sighting is stale after 1.8 s, before the deferral ends.
-        let max_age = Duration::from_millis(1800);
-        let dbs = Arc::new(Listing::with(&[("dbsaaaa", "MONDAY")], false));
-        let inventory = PlanInventory::default();
-        let ak = scope("ak");
-        let observe = || inventory.observe(&dbs, &ak, "dbsaaaa", max_age);
-        observe().await.expect("no error").expect("swept");
-        sweeps_end(&inventory).await;
-        tokio::time::advance(max_age).await;
-        dbs.set_period("dbsaaaa", "TUESDAY");
-        assert!(observe().await.expect("no error").is_err(), "sent away");
-        sweeps_end(&inventory).await;
-        tokio::time::advance(SWEEP_WAIT + DEFER_SLACK).await;
-        let back = observe()
-            .await
-            .expect("no error")
-            .expect("the sweep it was sent away for, though older than max_age now");
-        assert_eq!(period(&back).as_deref(), Some("TUESDAY"));
-        assert_eq!(
-            dbs.lists.load(Ordering::SeqCst),
-            2,
-            "two sweeps of one page"
-        );
     }
 }
