@@ -114,6 +114,13 @@ impl RateLimiter {
         }
     }
 
+    /// Takes a token (possibly one not yet refilled) without waiting for it: how long until it
+    /// is due. A caller that books turns ahead uses a limiter of its own for the bookings, so
+    /// that the call itself, paced by [`RateLimiter::acquire`], does not count twice.
+    pub fn book(&self, principal: &str, action: &str) -> Duration {
+        self.reserve(principal, action, Instant::now())
+    }
+
     /// Takes a token (possibly one not yet refilled) and returns how long to wait for it.
     fn reserve(&self, principal: &str, action: &str, now: Instant) -> Duration {
         let per_second = self.quotas.per_second(action);

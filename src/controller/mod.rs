@@ -23,6 +23,7 @@ mod failpoint;
 pub mod rds_connection;
 pub mod runtime;
 mod status;
+pub mod turns;
 mod watch_sync;
 
 pub use context::{Context, ControllerConfig};

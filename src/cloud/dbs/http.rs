@@ -116,6 +116,10 @@ fn modify_outcome(v: &Value) -> ModifyOutcome {
 
 #[async_trait]
 impl DbsApi for AlibabaCloud {
+    async fn turn(&self, scope: &Scope, action: &str) -> std::time::Duration {
+        AlibabaCloud::turn(self, &scope.credentials, action).await
+    }
+
     async fn create_backup_plan(
         &self,
         scope: &Scope,

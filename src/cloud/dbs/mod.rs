@@ -12,6 +12,9 @@ pub use http::{normalize_backup_period, normalize_endpoint_type};
 /// client's own safe retries); success is decided from the DBS envelope in one place.
 #[async_trait]
 pub trait DbsApi: Send + Sync {
+    /// Books a turn for one call of `action` in `scope` under the account's quota: how long
+    /// until it is due (see [`crate::cloud::AlibabaCloud::turn`]).
+    async fn turn(&self, scope: &Scope, action: &str) -> std::time::Duration;
     /// `CreateBackupPlan`: purchases an unconfigured plan.
     async fn create_backup_plan(
         &self,

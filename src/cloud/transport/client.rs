@@ -108,6 +108,8 @@ pub struct AlibabaCloud {
 struct Inner {
     http: reqwest::Client,
     limiter: RateLimiter,
+    /// Turns booked ahead of calls ([`AlibabaCloud::turn`]), at the same quotas.
+    turns: RateLimiter,
     accounts: Accounts,
     config: ClientConfig,
 }
@@ -181,6 +183,7 @@ impl AlibabaCloud {
             inner: Arc::new(Inner {
                 http,
                 limiter: RateLimiter::new(config.quotas.clone()),
+                turns: RateLimiter::new(config.quotas.clone()),
                 accounts: Accounts::default(),
                 config,
             }),
@@ -227,6 +230,15 @@ impl AlibabaCloud {
                 },
             )
             .await
+    }
+
+    /// Books a turn for one call of `action` signed with `credentials`, at the account's quota
+    /// like the call itself: how long until it is due. The bookings form a queue of their own
+    /// (the call still waits for its token when it is sent), so a caller with a long wait ahead
+    /// can let go of its worker and come back when its turn is due, first come, first served.
+    pub async fn turn(&self, credentials: &Credentials, action: &str) -> Duration {
+        let key = self.principal(credentials).await.key();
+        self.inner.turns.book(&key, action)
     }
 
     /// STS `GetCallerIdentity`: who `credentials` are.

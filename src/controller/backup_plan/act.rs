@@ -60,6 +60,9 @@ pub async fn act(
                 &id,
             );
             inventory.mark_changed(&id);
+            // What DBS calls a configured plan not started yet (its documented `init`): the
+            // status after the start says so until the next look.
+            status.cloud_status = Some(PlanStatus::Init.to_string());
             status.source_password_version = password_version();
             status.backup_log_interval_seconds = req.backup_log_interval_seconds;
             // A new configuration needs its own start, and gets it at once: DBS documents no wait
@@ -71,27 +74,13 @@ pub async fn act(
         }
         Step::Start => start(rt, inventory, obj, scope, &id, status).await,
         Step::Prechecking(poll) => {
-            let message = format!(
-                "plan {id} started; DBS runs its precheck (status {})",
-                status.cloud_status.as_deref().unwrap_or("-")
-            );
-            Ok(look_again(
-                inventory,
-                &id,
-                Reason::Prechecking,
-                message,
-                poll,
-            ))
+            let phase = report::prechecking(&id, status.cloud_status.as_deref());
+            Ok(look_again(inventory, &id, phase, poll))
         }
         Step::WaitForPlan(poll) => {
             let message = format!("plan {id} was just created; waiting for DBS to list it");
-            Ok(look_again(
-                inventory,
-                &id,
-                Reason::WaitingForPlan,
-                message,
-                poll,
-            ))
+            let phase = Phase::reconciling(Reason::WaitingForPlan, message);
+            Ok(look_again(inventory, &id, phase, poll))
         }
         Step::Modify(m) => {
             let sent_interval = match &m {
@@ -130,15 +119,9 @@ pub async fn act(
 
 /// Waiting for DBS: `Reconciling` with `reason`, and the plan read again by id (not from a
 /// sweep) after `poll`.
-fn look_again(
-    inventory: &PlanInventory,
-    id: &str,
-    reason: Reason,
-    message: String,
-    poll: Duration,
-) -> Outcome {
+fn look_again(inventory: &PlanInventory, id: &str, phase: Phase, poll: Duration) -> Outcome {
     inventory.mark_changed(id);
-    Outcome::new(Phase::reconciling(reason, message), Action::requeue(poll))
+    Outcome::new(phase, Action::requeue(poll))
 }
 
 /// A refused ConfigureBackupPlan. DBS accepts the configuration only a few seconds after the
@@ -177,8 +160,12 @@ async fn start(
     status: &mut BackupPlanStatus,
 ) -> Result<Outcome, Error> {
     status.precheck_started_at = Some(Time(ceil_second(Timestamp::now())));
-    let phase = Phase::reconciling(Reason::Starting, format!("starting plan {id}"));
-    // No Event: the outcome of the start, written next, is this transition's Event.
+    // The status after the start is written before it, and only once: its start time (so that
+    // a start whose answer is lost is not sent again, see `decide::started`) and the phase the
+    // start leads to. Should DBS refuse, the failure is written next. No Event until DBS has
+    // accepted the start.
+    let phase = report::prechecking(id, status.cloud_status.as_deref());
+    let was_prechecking = report::ready_reason(obj) == Some(Reason::Prechecking.as_str());
     report::write(rt, obj, status.clone(), &phase, false).await?;
     failpoint::kill_if(
         rt.ctx.config.failpoint,
@@ -198,11 +185,14 @@ async fn start(
         id,
     );
     inventory.mark_changed(id);
+    if !was_prechecking {
+        rt.events
+            .publish(obj, phase.event_type(), phase.reason, &phase.message)
+            .await;
+    }
+    // The same status again: nothing is written.
     Ok(Outcome::new(
-        Phase::reconciling(
-            Reason::Prechecking,
-            format!("plan {id} started; DBS runs its precheck"),
-        ),
+        phase,
         Action::requeue(precheck_poll(Duration::ZERO)),
     ))
 }
@@ -226,7 +216,7 @@ async fn create(
     if status.client_token.as_deref() != Some(token.as_str()) {
         // Persisted before acting: whatever happens to the answer, deletion can find the plan.
         status.client_token = Some(token.clone());
-        let phase = Phase::reconciling(Reason::Creating, "creating the backup plan at DBS");
+        let phase = report::creating();
         // No Event: the outcome of the create, written next, is this transition's Event.
         report::write(rt, obj, status.clone(), &phase, false).await?;
     }
@@ -290,7 +280,7 @@ async fn take_over_by_name(
     scope: &Scope,
     status: &mut BackupPlanStatus,
 ) -> Result<Option<Outcome>, Error> {
-    let max_age = rt.ctx.config.resync_period.mul_f64(0.9);
+    let max_age = super::observe::max_age(rt.ctx.config.resync_period);
     let listed = match inventory
         .plans_named(&rt.ctx.dbs, scope, plan_name, max_age)
         .await

@@ -32,6 +32,7 @@ mod requests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
@@ -47,7 +48,9 @@ use self::observe::PlanInventory;
 use self::report::{Outcome, Reason};
 use super::claims::Claim;
 use super::runtime::{self, Reconciler, Runtime};
+use super::turns::Turns;
 use super::{Context, Error};
+use crate::cloud::Scope;
 use crate::crd::{BACKUP_PLAN_ID_ANNOTATION, BackupPlan, BackupPlanStatus, annotation};
 use crate::sync::lock;
 
@@ -92,6 +95,15 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Where a step leaves the object.
+enum Stepped {
+    /// The step's outcome, for the status.
+    Done(Outcome),
+    /// Nothing done and nothing to report: look again after this long (the plan is not observed
+    /// yet, or a call waits for its turn).
+    Later(Duration),
+}
+
 /// The BackupPlan kind, as the runtime drives it.
 #[derive(Default)]
 struct BackupPlans {
@@ -99,6 +111,8 @@ struct BackupPlans {
     inventory: Arc<PlanInventory>,
     /// The modification each drifting object needed, and in how many reconciles in a row.
     drift: DriftMemory,
+    /// Turns booked under the accounts' quotas for creates and configures.
+    turns: Turns,
 }
 
 /// After this many reconciles in a row needing the same modification, it is reported as
@@ -155,15 +169,18 @@ impl Reconciler for BackupPlans {
 
     async fn apply(&self, obj: &BackupPlan, rt: &Runtime<BackupPlan>) -> Result<Action, Error> {
         let mut status = obj.status.clone().unwrap_or_default();
-        let Some(outcome) = self.step(obj, rt, &mut status).await.transpose() else {
-            // Not observed yet (its account is still being listed): nothing to report.
-            return Ok(Action::requeue(observe::NOT_OBSERVED_REQUEUE));
+        let outcome = match self.step(obj, rt, &mut status).await {
+            Ok(Stepped::Done(outcome)) => Ok(outcome),
+            Ok(Stepped::Later(wait)) => return Ok(Action::requeue(wait)),
+            Err(e) => Err(e),
         };
         report::report(rt, obj, status, outcome).await
     }
 
     async fn cleanup(&self, obj: &BackupPlan, rt: &Runtime<BackupPlan>) -> Result<Action, Error> {
-        self.drift.forget(&obj.uid().unwrap_or_default());
+        let uid = obj.uid().unwrap_or_default();
+        self.drift.forget(&uid);
+        self.turns.forget(&uid);
         cleanup::cleanup(rt, &self.inventory, obj).await
     }
 
@@ -184,14 +201,13 @@ impl Reconciler for BackupPlans {
 }
 
 impl BackupPlans {
-    /// Observe → decide → act; `status` is updated with what the step learnt and sent. `None`:
-    /// the plan is not observed yet, and nothing was done.
+    /// Observe → decide → act; `status` is updated with what the step learnt and sent.
     async fn step(
         &self,
         obj: &BackupPlan,
         rt: &Runtime<BackupPlan>,
         status: &mut BackupPlanStatus,
-    ) -> Result<Option<Outcome>, Error> {
+    ) -> Result<Stepped, Error> {
         let config = &rt.ctx.config;
         let plan_name = requests::plan_name(
             &obj.spec,
@@ -215,8 +231,9 @@ impl BackupPlans {
         };
         // What needs no cloud call comes first: a bad spec makes none.
         let step = decide::decide(&facts, Timestamp::now());
+        let uid = obj.uid().unwrap_or_default();
         if matches!(step, Step::Stalled { .. }) {
-            return Ok(Some(report::settle(id.as_deref(), &step, config)));
+            return Ok(Stepped::Done(report::settle(id.as_deref(), &step, config)));
         }
         if obj.spec.backup_plan_id.is_none()
             && let Some(id) = &status.backup_plan_id
@@ -225,17 +242,33 @@ impl BackupPlans {
             // An object from before the annotation existed: record its plan where it lasts.
             act::record_plan_id(rt, obj, id).await?;
         }
-        let Some(mut observed) = observe::observe(rt, &self.inventory, obj, id.as_deref()).await?
+        let scope = observe::scope(rt, obj).await?;
+        if step == Step::Create
+            && let Some(wait) = self.wait_for_turn(rt, &uid, &step, &scope).await
+        {
+            // Before the password is read, which the create reads when it comes back. Nothing
+            // is written: the status a create writes before the call records its ClientToken,
+            // and a deletion that finds one looks for a plan that was never bought.
+            return Ok(Stepped::Later(wait));
+        }
+        let Some(mut observed) =
+            observe::observe(rt, &self.inventory, obj, scope, id.as_deref()).await?
         else {
-            return Ok(None);
+            // Not observed yet (its account is still being listed): nothing to report.
+            return Ok(Stepped::Later(observe::NOT_OBSERVED_REQUEUE));
         };
         facts.current_password_version = observed.password_version();
         facts.observed = observed.sighting.as_ref().map(|s| &s.observation);
         let step = decide::decide(&facts, Timestamp::now());
-        let uid = obj.uid().unwrap_or_default();
         let step = self.drift.check(&uid, step, &facts);
         if let (Some(id), Some(sighting)) = (id.as_deref(), &observed.sighting) {
             report::record_sighting(status, id, sighting);
+        }
+        if step == Step::Configure
+            && let Some(wait) = self.wait_for_turn(rt, &uid, &step, &observed.scope).await
+        {
+            // Its status says `WaitingToConfigure` already.
+            return Ok(Stepped::Later(wait));
         }
         if step.sends_password() {
             observed.read_password(rt, obj).await?;
@@ -256,7 +289,34 @@ impl BackupPlans {
             // not keep the value, so an outage never turns into `DriftNotConverging`.
             self.drift.forget(&uid);
         }
-        acted.map(Some)
+        acted.map(Stepped::Done)
+    }
+
+    /// How long a create or a configure waits for its turn under the account's quota, when
+    /// that is more than [`HOLD`](super::turns::HOLD): the object is requeued for its turn
+    /// (see [`super::turns`]).
+    async fn wait_for_turn(
+        &self,
+        rt: &Runtime<BackupPlan>,
+        uid: &str,
+        step: &Step,
+        scope: &Scope,
+    ) -> Option<Duration> {
+        let action = match step {
+            Step::Create => "CreateBackupPlan",
+            Step::Configure => "ConfigureBackupPlan",
+            _ => return None,
+        };
+        let wait = self
+            .turns
+            .wait(uid, action, || rt.ctx.dbs.turn(scope, action))
+            .await?;
+        tracing::debug!(
+            action,
+            wait_ms = wait.as_millis() as u64,
+            "waiting for a turn under the account's quota"
+        );
+        Some(wait)
     }
 }
 

@@ -31,10 +31,8 @@ reasons! {
         Creating,
         /// DBS accepts the configuration only some time after the creation.
         WaitingToConfigure,
-        /// `ConfigureBackupPlan` was accepted (or the plan needs a new start) and
-        /// `StartBackupPlan` is being sent.
-        Starting,
-        /// `StartBackupPlan` was accepted; DBS runs its precheck.
+        /// `StartBackupPlan` is sent (recorded before the call, with its time) or was accepted;
+        /// DBS runs its precheck.
         Prechecking,
         /// The plan was just created and DBS does not list it yet.
         WaitingForPlan,
@@ -218,7 +216,34 @@ pub fn settle(id: Option<&str>, step: &Step, config: &ControllerConfig) -> Outco
     }
 }
 
-/// The phase of a plan created and not yet configurable.
+/// The reason of the object's `Ready` condition as it was read.
+pub fn ready_reason(obj: &BackupPlan) -> Option<&str> {
+    obj.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::READY)
+        .map(|c| c.reason.as_str())
+}
+
+/// The phase of a plan started (or about to be, see `act::start`) while DBS prechecks it, with
+/// its status at DBS as last known.
+pub fn prechecking(id: &str, cloud_status: Option<&str>) -> Phase {
+    Phase::reconciling(
+        Reason::Prechecking,
+        format!(
+            "plan {id} started; DBS runs its precheck (status {})",
+            cloud_status.unwrap_or("-")
+        ),
+    )
+}
+
+/// The phase of an object whose plan is being created (or waits for its turn to be).
+pub fn creating() -> Phase {
+    Phase::reconciling(Reason::Creating, "creating the backup plan at DBS")
+}
+
+/// The phase of a created plan until it may be configured.
 pub fn waiting_to_configure(id: &str, configure_delay: Duration) -> Phase {
     Phase::reconciling(
         Reason::WaitingToConfigure,

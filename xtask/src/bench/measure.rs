@@ -114,6 +114,106 @@ pub fn emulator_throttled(state: &Value) -> (u64, usize) {
     (throttled as u64, calls.len())
 }
 
+/// Where the time went, from the emulator's call log: for each action, how many calls it logged,
+/// when the first and the last came (seconds after `start_ms`, epoch ms), and its calls in each
+/// 10 s window from `start_ms` on (whether it ran at its quota throughout).
+pub fn timeline(state: &Value, start_ms: i64) -> Vec<String> {
+    let calls = state
+        .get("calls")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut by: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for call in calls {
+        let (Some(action), Some(time)) = (
+            call.get("action").and_then(Value::as_str),
+            call.get("timeMs").and_then(Value::as_i64),
+        ) else {
+            continue;
+        };
+        by.entry(action)
+            .or_default()
+            .push((time - start_ms) as f64 / 1000.0);
+    }
+    by.iter()
+        .map(|(action, times)| {
+            let first = times.iter().copied().fold(f64::INFINITY, f64::min);
+            let last = times.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut windows = vec![0usize; (last.max(0.0) / 10.0) as usize + 1];
+            for t in times.iter().filter(|t| **t >= 0.0) {
+                windows[(t / 10.0) as usize] += 1;
+            }
+            let windows: Vec<String> = windows.iter().map(usize::to_string).collect();
+            format!(
+                "{action}: {} calls, first {first:.1} s, last {last:.1} s; per 10 s: {}",
+                times.len(),
+                windows.join(" ")
+            )
+        })
+        .collect()
+}
+
+/// The API server's own account of the requests it served (its `/metrics`): for each verb,
+/// resource and subresource with at least `min` requests, how many, their mean latency and
+/// their total time, busiest first.
+pub fn apiserver_requests(metrics: &str, min: f64) -> Vec<String> {
+    let mut by: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in metrics.lines() {
+        let (is_sum, rest) =
+            if let Some(r) = line.strip_prefix("apiserver_request_duration_seconds_sum{") {
+                (true, r)
+            } else if let Some(r) = line.strip_prefix("apiserver_request_duration_seconds_count{") {
+                (false, r)
+            } else {
+                continue;
+            };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let subresource = label("subresource");
+        let key = format!(
+            "{} {}{}",
+            label("verb"),
+            label("resource"),
+            if subresource.is_empty() {
+                String::new()
+            } else {
+                format!("/{subresource}")
+            }
+        );
+        let entry = by.entry(key).or_default();
+        if is_sum {
+            entry.0 += value;
+        } else {
+            entry.1 += value;
+        }
+    }
+    let mut rows: Vec<(String, f64, f64)> = by
+        .into_iter()
+        .filter(|(_, (_, count))| *count >= min)
+        .map(|(key, (sum, count))| (key, sum, count))
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    rows.into_iter()
+        .map(|(key, sum, count)| {
+            format!(
+                "{key}: {count} requests, mean {:.0} ms, {sum:.0} s in all",
+                sum / count * 1000.0
+            )
+        })
+        .collect()
+}
+
 /// Resident memory of a process, in KiB: (VmRSS, VmHWM).
 pub fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -163,6 +163,7 @@ impl Stack {
                 args.resync_period.as_millis()
             ))
             .args(&args.operator_arg)
+            .env("RUST_LOG", &args.operator_log)
             .env("KUBECONFIG", &kubeconfig)
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET);

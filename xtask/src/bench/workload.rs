@@ -217,6 +217,7 @@ pub async fn run(stack: &mut Stack, args: &BenchArgs, load: &Load) -> anyhow::Re
         args.submit_concurrency
     );
     let started = Instant::now();
+    let started_ms = epoch_ms();
     let arrivals: Vec<anyhow::Result<Duration>> = futures::stream::iter(objects)
         .map(|object| {
             let api = api.clone();
@@ -247,7 +248,20 @@ pub async fn run(stack: &mut Stack, args: &BenchArgs, load: &Load) -> anyhow::Re
     let machine_after = measure::machine();
     let calls_after = Calls::scrape(&stack.http, &stack.metrics_url).await?;
     let creation_calls = calls_after.since(&calls_before);
-    let emulator_throttled = measure::emulator_throttled(&stack.emulator_state().await?);
+    let emulator = stack.emulator_state().await?;
+    let emulator_throttled = measure::emulator_throttled(&emulator);
+    let metrics = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await
+        .unwrap_or_default();
+    println!("    API server requests (its /metrics, since it started):");
+    for line in measure::apiserver_requests(&metrics, 100.0) {
+        println!("      {line}");
+    }
+    println!("    timeline (emulator's call log):");
+    for line in measure::timeline(&emulator, started_ms) {
+        println!("      {line}");
+    }
     let tracks = tracker.snapshot();
     let named: Vec<_> = names.iter().filter_map(|n| tracks.get(n)).collect();
     let stat = |f: &dyn Fn(&super::tracker::Track) -> u32| {
@@ -255,6 +269,13 @@ pub async fn run(stack: &mut Stack, args: &BenchArgs, load: &Load) -> anyhow::Re
         let max = named.iter().map(|t| f(t)).max().unwrap_or_default();
         (sum as f64 / named.len().max(1) as f64, max)
     };
+    if let Some(track) = named.get(named.len() / 2) {
+        println!(
+            "    writes of {} in order: {}",
+            names[named.len() / 2],
+            track.history.join(", ")
+        );
+    }
     let writes = stat(&|t| t.writes);
     let status_writes = stat(&|t| t.status_writes);
     println!(
@@ -288,6 +309,12 @@ pub async fn run(stack: &mut Stack, args: &BenchArgs, load: &Load) -> anyhow::Re
     })
 }
 
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 async fn prepare_namespace(client: &kube::Client) -> anyhow::Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
@@ -311,13 +338,9 @@ async fn wait_ready(
     let mut last_progress = Instant::now();
     loop {
         stack.check_operator()?;
-        let tracks = tracker.snapshot();
-        let ready: Vec<Instant> = names
-            .iter()
-            .filter_map(|n| tracks.get(n).and_then(|t| t.ready))
-            .collect();
-        if ready.len() == names.len() {
-            let last = ready.into_iter().max().unwrap_or(started);
+        let (ready, last) = tracker.ready_among(names);
+        if ready == names.len() {
+            let last = last.unwrap_or(started);
             let took = last.saturating_duration_since(started);
             println!(
                 "    all {} Ready {:.1} s after the first create",
@@ -330,11 +353,11 @@ async fn wait_ready(
             println!(
                 "    gave up after {:?}: {}/{} Ready; the operator's log ends with:\n{}",
                 args.timeout,
-                ready.len(),
+                ready,
                 names.len(),
                 stack.operator_log_tail(20)
             );
-            return Ok((None, ready.len()));
+            return Ok((None, ready));
         }
         if last_progress.elapsed() >= Duration::from_secs(10) {
             last_progress = Instant::now();
@@ -349,7 +372,7 @@ async fn wait_ready(
                 "    [{:>4.0} s] {}/{} Ready; cloud calls so far {} (throttled {}); operator VmRSS \
                  {:.1} MiB",
                 started.elapsed().as_secs_f64(),
-                ready.len(),
+                ready,
                 names.len(),
                 calls.total(),
                 calls.throttled(),
