@@ -52,7 +52,9 @@ pub async fn act(
             let req = requests::configure_request(spec, &id, plan_name, observed.password());
             inventory.mark_named(&*ctx.dbs, scope, plan_name).await;
             if let Err(e) = ctx.dbs.configure_backup_plan(scope, &req).await {
-                return configure_refused(rt, &id, status, e);
+                let created = status.created_at.as_ref().map(|t| t.0);
+                let created = created.or_else(|| observed.plan_created_at());
+                return configure_refused(rt, &id, created, e);
             }
             failpoint::kill_if(
                 ctx.config.failpoint,
@@ -127,13 +129,13 @@ fn look_again(inventory: &PlanInventory, id: &str, phase: Phase, poll: Duration)
 /// A refused ConfigureBackupPlan. DBS accepts the configuration only a few seconds after the
 /// creation, and documents no error code for "too early": within [`CONFIGURE_GRACE`] of the
 /// creation any refusal is waited out, whatever its code; later it is a failure like any other.
+/// `created`: the status' `createdAt`, else DBS's `BackupPlanCreateTime`.
 fn configure_refused(
     rt: &Runtime<BackupPlan>,
     id: &str,
-    status: &BackupPlanStatus,
+    created: Option<Timestamp>,
     e: CloudError,
 ) -> Result<Outcome, Error> {
-    let created = status.created_at.as_ref().map(|t| t.0);
     let now = Timestamp::now();
     if remaining(created, CONFIGURE_GRACE, now).is_none() {
         return Err(e.into());

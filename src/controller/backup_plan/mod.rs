@@ -259,6 +259,12 @@ impl BackupPlans {
         };
         facts.current_password_version = observed.password_version();
         facts.observed = observed.sighting.as_ref().map(|s| &s.observation);
+        if facts.created_at.is_none() {
+            // A plan with an id and no `createdAt`: a status older than the write that recorded
+            // both (seen at 10,000 plans: the reconcile of the annotation's update started from
+            // it), or lost. DBS's own creation time keeps ConfigureBackupPlan from going early.
+            facts.created_at = observed.plan_created_at();
+        }
         let step = decide::decide(&facts, Timestamp::now());
         let step = self.drift.check(&uid, step, &facts);
         if let (Some(id), Some(sighting)) = (id.as_deref(), &observed.sighting) {

@@ -5,6 +5,7 @@
 mod batch;
 mod inventory;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 pub use self::inventory::{PlanInventory, Sighting, describe_one};
@@ -61,6 +62,14 @@ impl Observed {
     /// The source password, when the spec names one and it was read.
     pub fn password(&self) -> Option<String> {
         self.password.as_ref().and_then(|p| p.value.clone())
+    }
+
+    /// When DBS says the plan was created (`BackupPlanCreateTime`), when it was described.
+    pub fn plan_created_at(&self) -> Option<Timestamp> {
+        match &self.sighting.as_ref()?.observation {
+            Observation::Found(d) => Timestamp::from_millisecond(d.backup_plan_create_time?).ok(),
+            Observation::Missing => None,
+        }
     }
 
     /// Version of the password Secret now.
