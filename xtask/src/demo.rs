@@ -206,7 +206,7 @@ impl Session {
 }
 
 /// Milliseconds since the epoch, the emulator's clock for its call log.
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -52,9 +52,7 @@ pub async fn act(
             let req = requests::configure_request(spec, &id, plan_name, observed.password());
             inventory.mark_named(&*ctx.dbs, scope, plan_name).await;
             if let Err(e) = ctx.dbs.configure_backup_plan(scope, &req).await {
-                let created = status.created_at.as_ref().map(|t| t.0);
-                let created = created.or_else(|| observed.plan_created_at());
-                return configure_refused(rt, &id, created, e);
+                return configure_refused(rt, &id, observed.created_at(status), e);
             }
             failpoint::kill_if(
                 ctx.config.failpoint,
@@ -129,7 +127,7 @@ fn look_again(inventory: &PlanInventory, id: &str, phase: Phase, poll: Duration)
 /// A refused ConfigureBackupPlan. DBS accepts the configuration only a few seconds after the
 /// creation, and documents no error code for "too early": within [`CONFIGURE_GRACE`] of the
 /// creation any refusal is waited out, whatever its code; later it is a failure like any other.
-/// `created`: the status' `createdAt`, else DBS's `BackupPlanCreateTime`.
+/// `created`: see [`Observed::created_at`].
 fn configure_refused(
     rt: &Runtime<BackupPlan>,
     id: &str,

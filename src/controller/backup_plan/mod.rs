@@ -244,7 +244,9 @@ impl BackupPlans {
         }
         let scope = observe::scope(rt, obj).await?;
         if step == Step::Create
-            && let Some(wait) = self.wait_for_turn(rt, &uid, &step, &scope).await
+            && let Some(wait) = self
+                .wait_for_turn(rt, &uid, "CreateBackupPlan", &scope)
+                .await
         {
             // Before the password is read, which the create reads when it comes back. Nothing
             // is written: the status a create writes before the call records its ClientToken,
@@ -259,19 +261,16 @@ impl BackupPlans {
         };
         facts.current_password_version = observed.password_version();
         facts.observed = observed.sighting.as_ref().map(|s| &s.observation);
-        if facts.created_at.is_none() {
-            // A plan with an id and no `createdAt`: a status older than the write that recorded
-            // both (seen at 10,000 plans: the reconcile of the annotation's update started from
-            // it), or lost. DBS's own creation time keeps ConfigureBackupPlan from going early.
-            facts.created_at = observed.plan_created_at();
-        }
+        facts.created_at = observed.created_at(status);
         let step = decide::decide(&facts, Timestamp::now());
         let step = self.drift.check(&uid, step, &facts);
         if let (Some(id), Some(sighting)) = (id.as_deref(), &observed.sighting) {
             report::record_sighting(status, id, sighting);
         }
         if step == Step::Configure
-            && let Some(wait) = self.wait_for_turn(rt, &uid, &step, &observed.scope).await
+            && let Some(wait) = self
+                .wait_for_turn(rt, &uid, "ConfigureBackupPlan", &observed.scope)
+                .await
         {
             // Its status says `WaitingToConfigure` already.
             return Ok(Stepped::Later(wait));
@@ -298,21 +297,16 @@ impl BackupPlans {
         acted.map(Stepped::Done)
     }
 
-    /// How long a create or a configure waits for its turn under the account's quota, when
-    /// that is more than [`HOLD`](super::turns::HOLD): the object is requeued for its turn
-    /// (see [`super::turns`]).
+    /// How long a call of `action` (a create or a configure) waits for its turn under the
+    /// account's quota, when that is more than [`HOLD`](super::turns::HOLD): the object is
+    /// requeued for its turn (see [`super::turns`]).
     async fn wait_for_turn(
         &self,
         rt: &Runtime<BackupPlan>,
         uid: &str,
-        step: &Step,
+        action: &'static str,
         scope: &Scope,
     ) -> Option<Duration> {
-        let action = match step {
-            Step::Create => "CreateBackupPlan",
-            Step::Configure => "ConfigureBackupPlan",
-            _ => return None,
-        };
         let wait = self
             .turns
             .wait(uid, action, || rt.ctx.dbs.turn(scope, action))

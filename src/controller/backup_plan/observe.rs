@@ -13,7 +13,7 @@ use crate::cloud::Scope;
 use crate::cloud::dbs::BackupPlanDetail;
 use crate::controller::Error;
 use crate::controller::runtime::Runtime;
-use crate::crd::BackupPlan;
+use crate::crd::{BackupPlan, BackupPlanStatus};
 
 /// How soon a reconcile looks again when its plan is not observed yet (its account's sweep
 /// is still running).
@@ -64,8 +64,15 @@ impl Observed {
         self.password.as_ref().and_then(|p| p.value.clone())
     }
 
-    /// When DBS says the plan was created (`BackupPlanCreateTime`), when it was described.
-    pub fn plan_created_at(&self) -> Option<Timestamp> {
+    /// When the plan was created: the status' `createdAt`, else what DBS says
+    /// (`BackupPlanCreateTime`), when it was described. A plan with an id and no `createdAt`
+    /// has a status older than the write that recorded both (seen at 10,000 plans: the
+    /// reconcile of the annotation's update started from it), or lost; DBS's own creation time
+    /// keeps ConfigureBackupPlan from going early, and a refusal within the grace waited out.
+    pub fn created_at(&self, status: &BackupPlanStatus) -> Option<Timestamp> {
+        if let Some(t) = &status.created_at {
+            return Some(t.0);
+        }
         match &self.sighting.as_ref()?.observation {
             Observation::Found(d) => Timestamp::from_millisecond(d.backup_plan_create_time?).ok(),
             Observation::Missing => None,

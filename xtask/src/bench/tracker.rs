@@ -131,13 +131,7 @@ fn observe(objects: &Mutex<HashMap<String, Track>>, object: &DynamicObject) {
     if status.is_some() && status != track.last_status {
         track.status_writes += 1;
         track.first_status.get_or_insert(now);
-        let reason = object
-            .data
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+        let reason = ready_condition(object)
             .and_then(|c| c.get("reason").and_then(Value::as_str))
             .unwrap_or("-");
         track.history.push(reason.to_owned());
@@ -150,18 +144,21 @@ fn observe(objects: &Mutex<HashMap<String, Track>>, object: &DynamicObject) {
     }
 }
 
-/// Whether the object's `Ready` condition is `True` for its generation.
-fn is_ready(object: &DynamicObject) -> bool {
-    let generation = object.metadata.generation;
+/// The object's `Ready` condition, if it has one.
+fn ready_condition(object: &DynamicObject) -> Option<&Value> {
     object
         .data
         .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|c| {
-            c.get("type").and_then(Value::as_str) == Some("Ready")
-                && c.get("status").and_then(Value::as_str) == Some("True")
-                && c.get("observedGeneration").and_then(Value::as_i64) == generation
-        })
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+}
+
+/// Whether the object's `Ready` condition is `True` for its generation.
+fn is_ready(object: &DynamicObject) -> bool {
+    let generation = object.metadata.generation;
+    ready_condition(object).is_some_and(|c| {
+        c.get("status").and_then(Value::as_str) == Some("True")
+            && c.get("observedGeneration").and_then(Value::as_i64) == generation
+    })
 }

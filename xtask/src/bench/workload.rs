@@ -217,7 +217,7 @@ pub async fn run(stack: &mut Stack, args: &BenchArgs, load: &Load) -> anyhow::Re
         args.submit_concurrency
     );
     let started = Instant::now();
-    let started_ms = epoch_ms();
+    let started_ms = crate::demo::now_ms();
     let arrivals: Vec<anyhow::Result<Duration>> = futures::stream::iter(objects)
         .map(|object| {
             let api = api.clone();
@@ -263,16 +263,18 @@ pub async fn run(stack: &mut Stack, args: &BenchArgs, load: &Load) -> anyhow::Re
         println!("      {line}");
     }
     let tracks = tracker.snapshot();
-    let named: Vec<_> = names.iter().filter_map(|n| tracks.get(n)).collect();
+    let named: Vec<_> = names
+        .iter()
+        .filter_map(|n| tracks.get(n).map(|t| (n, t)))
+        .collect();
     let stat = |f: &dyn Fn(&super::tracker::Track) -> u32| {
-        let sum: u64 = named.iter().map(|t| u64::from(f(t))).sum();
-        let max = named.iter().map(|t| f(t)).max().unwrap_or_default();
+        let sum: u64 = named.iter().map(|(_, t)| u64::from(f(t))).sum();
+        let max = named.iter().map(|(_, t)| f(t)).max().unwrap_or_default();
         (sum as f64 / named.len().max(1) as f64, max)
     };
-    if let Some(track) = named.get(named.len() / 2) {
+    if let Some((name, track)) = named.get(named.len() / 2) {
         println!(
-            "    writes of {} in order: {}",
-            names[named.len() / 2],
+            "    writes of {name} in order: {}",
             track.history.join(", ")
         );
     }
@@ -307,12 +309,6 @@ pub async fn run(stack: &mut Stack, args: &BenchArgs, load: &Load) -> anyhow::Re
         probe_first_status,
         memory_end,
     })
-}
-
-fn epoch_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn prepare_namespace(client: &kube::Client) -> anyhow::Result<()> {
