@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::{ControllerConfig, Error};
 use crate::cloud::ErrorKind;
-use crate::sync::lock;
+use crate::sync::{ShrinkIfSparse as _, lock};
 
 /// How long past its retry time, beyond the longest wait, a failure entry is kept.
 pub const STALE_MARGIN: Duration = Duration::from_secs(60);
@@ -113,7 +113,9 @@ impl Backoff {
 
     /// Forgets `obj`'s failures after a successful reconcile (or once the object is gone).
     pub fn reset(&self, obj: &impl Resource) {
-        lock(&self.failures).remove(&key(obj));
+        let mut failures = lock(&self.failures);
+        failures.remove(&key(obj));
+        failures.shrink_if_sparse();
     }
 
     /// Objects with failures on record.

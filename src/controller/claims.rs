@@ -12,7 +12,9 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use kube::{Resource, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
 
 use super::FINALIZER;
 
@@ -26,65 +28,92 @@ pub struct Claim {
     pub created: bool,
 }
 
-/// How a kind tells the resource an object claims.
-pub type ClaimOf<K> = fn(&K) -> Option<Claim>;
+/// A claim as a cache holds it: borrowed from the cached object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimRef<'a> {
+    /// [`Claim::key`].
+    pub key: &'a str,
+    /// [`Claim::created`].
+    pub created: bool,
+}
+
+impl Claim {
+    /// The claim, borrowed.
+    pub fn as_ref(&self) -> ClaimRef<'_> {
+        ClaimRef {
+            key: &self.key,
+            created: self.created,
+        }
+    }
+}
 
 /// The object other than `obj` that manages the resource of `claim`, were `obj` to claim it as
-/// `claim`, if another one does.
-pub fn manager_among<K: Resource>(
+/// `claim`, if another one does. `claim_of` tells what each of `objects` claims (nothing once
+/// [`finished`]).
+pub fn manager_among<K: Resource, C: Resource>(
     obj: &K,
     claim: Claim,
-    objects: &[Arc<K>],
-    claim_of: ClaimOf<K>,
-) -> Option<Arc<K>> {
-    let uid = obj.uid();
-    let mut best: Option<(&Arc<K>, Claim)> = None;
+    objects: &[Arc<C>],
+    claim_of: impl for<'a> Fn(&'a C) -> Option<ClaimRef<'a>>,
+) -> Option<Arc<C>> {
+    let uid = &obj.meta().uid;
+    let claim = claim.as_ref();
+    let mut best: Option<(&Arc<C>, ClaimRef<'_>)> = None;
     for other in objects {
-        if other.uid() == uid || finished(&**other) {
-            continue;
-        }
         let Some(other_claim) = claim_of(other).filter(|c| c.key == claim.key) else {
             continue;
         };
+        if &other.meta().uid == uid {
+            continue;
+        }
         let better = match &best {
             None => true,
-            Some((b, b_claim)) => rank(&**other, &other_claim, &***b, b_claim) == Ordering::Less,
+            Some((b, b_claim)) => rank(other.meta(), other_claim, b.meta(), *b_claim).is_lt(),
         };
         if better {
             best = Some((other, other_claim));
         }
     }
     let (best, best_claim) = best?;
-    (rank(&**best, &best_claim, obj, &claim) == Ordering::Less).then(|| best.clone())
+    rank(best.meta(), best_claim, obj.meta(), claim)
+        .is_lt()
+        .then(|| best.clone())
 }
 
 /// Whether `a` (claiming `ca`) comes before `b` (claiming `cb`) as the manager.
-fn rank<K: Resource>(a: &K, ca: &Claim, b: &K, cb: &Claim) -> Ordering {
-    let key = |o: &K, c: &Claim| {
-        let created = o.meta().creation_timestamp.as_ref().map(|t| t.0);
+fn rank(a: &ObjectMeta, ca: ClaimRef<'_>, b: &ObjectMeta, cb: ClaimRef<'_>) -> Ordering {
+    type Key<'a> = (
+        bool,
+        bool,
+        Option<Timestamp>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    fn key<'a>(o: &'a ObjectMeta, c: ClaimRef<'_>) -> Key<'a> {
+        let created = o.creation_timestamp.as_ref().map(|t| t.0);
         (
             !c.created,
             created.is_none(),
             created,
-            o.namespace(),
-            o.name_any(),
-            o.uid(),
+            o.namespace.as_deref(),
+            o.name.as_deref(),
+            o.uid.as_deref(),
         )
-    };
+    }
     key(a, ca).cmp(&key(b, cb))
 }
 
-/// Whether the object is being deleted and our finalizer is already gone.
-fn finished<K: Resource>(obj: &K) -> bool {
-    let meta = obj.meta();
+/// Whether the object is being deleted and our finalizer is already gone: it claims nothing.
+pub fn finished(meta: &ObjectMeta) -> bool {
     meta.deletion_timestamp.is_some() && !meta.finalizers.iter().flatten().any(|f| f == FINALIZER)
 }
 
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-    use k8s_openapi::jiff::Timestamp;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::ResourceExt;
 
     use super::*;
 
@@ -111,17 +140,24 @@ mod tests {
         })
     }
 
-    fn claim_of(o: &ConfigMap) -> Option<Claim> {
+    fn claim_of(o: &ConfigMap) -> Option<ClaimRef<'_>> {
+        if finished(&o.metadata) {
+            return None;
+        }
         let data = o.data.as_ref()?;
         let key = data.get("claim").filter(|k| !k.is_empty())?;
-        Some(Claim {
-            key: key.clone(),
+        Some(ClaimRef {
+            key,
             created: data.get("created").is_some_and(|c| c == "true"),
         })
     }
 
     fn manager_of(obj: &Arc<ConfigMap>, all: &[Arc<ConfigMap>]) -> Option<String> {
-        let claim = claim_of(obj)?;
+        let c = claim_of(obj)?;
+        let claim = Claim {
+            key: c.key.to_owned(),
+            created: c.created,
+        };
         manager_among(&**obj, claim, all, claim_of).map(|o| o.name_any())
     }
 

@@ -9,6 +9,9 @@ pub enum Error {
     /// A call to Alibaba Cloud failed.
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    /// The controller's cache holds an object it cannot read back (a bug).
+    #[error(transparent)]
+    Cache(#[from] super::cache::CacheError),
     /// A call to the Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -62,6 +65,7 @@ impl Error {
             Self::Secret(_) => "SecretNotUsable",
             Self::InvalidSpec(_) => "InvalidSpec",
             Self::Finalizer(_) => "FinalizerError",
+            Self::Cache(_) => "CacheUnreadable",
             Self::ReleaseUnconfirmed(_) => "ReleaseUnconfirmed",
         }
     }
@@ -84,7 +88,7 @@ impl Error {
                 crate::cloud::ErrorKind::Terminal | crate::cloud::ErrorKind::InvalidCredentials
             ),
             Self::Secret(_) | Self::InvalidSpec(_) | Self::ReleaseUnconfirmed(_) => true,
-            Self::Kube(_) | Self::Finalizer(_) => false,
+            Self::Kube(_) | Self::Finalizer(_) | Self::Cache(_) => false,
         }
     }
 }

@@ -10,8 +10,9 @@
 //! Written here rather than with kube's `Recorder`, which keeps a whole copy of every Event it
 //! published (with its key, another copy of the object reference) for 6 minutes: while 1,000
 //! BackupPlans were created, those copies were half of the operator's heap (9 of 18 MiB in a
-//! jemalloc heap profile, about 9 KiB per object). A series needs only the Event's name, its
-//! count and when it was last seen, which is what is kept here (about 100 bytes per Event).
+//! jemalloc heap profile, about 9 KiB per object). A series needs only the Event's name (the
+//! object's name and the Event's creation time, of which only the time is kept), its count and
+//! when it was last seen: about 50 bytes per Event, dropped once no repeat can fold into it.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
@@ -43,8 +44,9 @@ const PRUNE_AT_LEAST: usize = 1024;
 
 /// An Event recorded recently, for folding repeats into it.
 struct Series {
-    /// The Event's name.
-    name: String,
+    /// When the Event was created, in nanoseconds since the epoch: its name's suffix
+    /// ([`event_name`]).
+    created: u64,
     /// How many times it was recorded.
     count: i32,
     /// When it was last recorded.
@@ -56,22 +58,29 @@ struct Series {
 struct Recent {
     series: HashMap<u64, Series>,
     prune_at: usize,
+    pruned: Option<Instant>,
 }
 
 impl Recent {
-    /// Drops the series no repeat can fold into any more, once there are enough of them.
+    /// Drops the series no repeat can fold into any more, once there are enough of them or a
+    /// window has passed since the last pruning (objects that went quiet keep no series).
     fn prune(&mut self, now: Instant) {
-        if self.series.len() < self.prune_at {
+        let due = self
+            .pruned
+            .is_none_or(|t| now.saturating_duration_since(t) >= SERIES_WINDOW);
+        let piled_up = self.series.len() >= self.prune_at;
+        if !piled_up && (!due || self.series.is_empty()) {
             return;
         }
         self.series
             .retain(|_, s| now.saturating_duration_since(s.last) < SERIES_WINDOW);
         self.series.shrink_to_fit();
         self.prune_at = (self.series.len() * 2).max(PRUNE_AT_LEAST);
+        self.pruned = Some(now);
     }
 
-    /// The series `key` continues, counted once more: its Event's name and new count.
-    fn repeat(&mut self, key: u64, now: Instant) -> Option<(String, i32)> {
+    /// The series `key` continues, counted once more: its Event's creation time and new count.
+    fn repeat(&mut self, key: u64, now: Instant) -> Option<(u64, i32)> {
         self.prune(now);
         let series = self.series.get_mut(&key)?;
         if now.saturating_duration_since(series.last) >= SERIES_WINDOW {
@@ -80,7 +89,7 @@ impl Recent {
         }
         series.count += 1;
         series.last = now;
-        Some((series.name.clone(), series.count))
+        Some((series.created, series.count))
     }
 }
 
@@ -99,6 +108,13 @@ impl Events {
             reporter: ctx.reporter.clone(),
             recent: Mutex::default(),
         }
+    }
+
+    /// Drops the series no repeat can fold into any more, at most once per [`SERIES_WINDOW`]
+    /// unless many have piled up: called by every reconcile, so the series of objects that went
+    /// quiet go even when no Event is published.
+    pub fn tidy(&self) {
+        lock(&self.recent).prune(Instant::now());
     }
 
     /// Records an Event of `type_` with `reason` about `obj`.
@@ -127,7 +143,8 @@ impl Events {
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
         let repeat = lock(&self.recent).repeat(key, Instant::now());
         let result = match repeat {
-            Some((name, count)) => {
+            Some((created, count)) => {
+                let name = event_name(reference, &self.reporter.controller, created);
                 let series = EventSeries {
                     count,
                     last_observed_time: MicroTime(Timestamp::now()),
@@ -161,11 +178,12 @@ impl Events {
         reason: &str,
         note: &str,
     ) -> Result<(), kube::Error> {
-        let event = self.event(reference, type_, reason, note);
-        let name = event.metadata.name.clone().unwrap_or_default();
+        let now = Timestamp::now();
+        let created = u64::try_from(now.as_nanosecond()).unwrap_or_default();
+        let event = self.event(reference, type_, reason, note, now, created);
         api.create(&PostParams::default(), &event).await?;
         let series = Series {
-            name,
+            created,
             count: 1,
             last: Instant::now(),
         };
@@ -180,17 +198,14 @@ impl Events {
         type_: EventType,
         reason: &str,
         note: &str,
+        now: Timestamp,
+        created: u64,
     ) -> K8sEvent {
-        let now = Timestamp::now();
         let controller = &self.reporter.controller;
         K8sEvent {
             metadata: ObjectMeta {
                 namespace: reference.namespace.clone(),
-                name: Some(format!(
-                    "{}.{:x}",
-                    reference.name.as_deref().unwrap_or(controller),
-                    now.as_nanosecond()
-                )),
+                name: Some(event_name(reference, controller, created)),
                 ..ObjectMeta::default()
             },
             action: Some(ACTION.to_owned()),
@@ -215,6 +230,14 @@ impl Events {
             ..K8sEvent::default()
         }
     }
+}
+
+/// The name of the Event about `reference` created at `created` (nanoseconds since the epoch).
+fn event_name(reference: &ObjectReference, controller: &str, created: u64) -> String {
+    format!(
+        "{}.{created:x}",
+        reference.name.as_deref().unwrap_or(controller)
+    )
 }
 
 /// What makes two Events one series: the object, the type and the reason.
@@ -268,19 +291,19 @@ mod tests {
         recent.series.insert(
             1,
             Series {
-                name: "bp.1".into(),
+                created: 77,
                 count: 1,
                 last: t0,
             },
         );
         assert_eq!(
             recent.repeat(1, t0 + Duration::from_secs(60)),
-            Some(("bp.1".into(), 2))
+            Some((77, 2))
         );
         assert_eq!(recent.repeat(2, t0), None, "another key");
         // Counted from the last repeat, not from the first Event.
         let later = t0 + Duration::from_secs(60) + SERIES_WINDOW - Duration::from_secs(1);
-        assert_eq!(recent.repeat(1, later), Some(("bp.1".into(), 3)));
+        assert_eq!(recent.repeat(1, later), Some((77, 3)));
         assert_eq!(
             recent.repeat(1, later + SERIES_WINDOW),
             None,
@@ -297,7 +320,7 @@ mod tests {
             recent.series.insert(
                 key,
                 Series {
-                    name: format!("bp.{key}"),
+                    created: key,
                     count: 1,
                     last: t0,
                 },
@@ -306,6 +329,44 @@ mod tests {
         recent.repeat(0, t0 + SERIES_WINDOW);
         assert!(recent.series.is_empty());
         assert_eq!(recent.prune_at, PRUNE_AT_LEAST);
+    }
+
+    #[test]
+    fn a_few_quiet_series_are_pruned_once_a_window_has_passed() {
+        let mut recent = Recent::default();
+        let t0 = Instant::now();
+        recent.prune(t0);
+        let series = |last| Series {
+            created: 1,
+            count: 1,
+            last,
+        };
+        recent.series.insert(1, series(t0));
+        recent
+            .series
+            .insert(2, series(t0 + Duration::from_secs(300)));
+        recent.prune(t0 + Duration::from_secs(60));
+        assert_eq!(
+            recent.series.len(),
+            2,
+            "few, and pruned less than a window ago"
+        );
+        recent.prune(t0 + SERIES_WINDOW);
+        assert_eq!(recent.series.len(), 1, "the first went quiet a window ago");
+        assert!(recent.series.contains_key(&2));
+    }
+
+    #[test]
+    fn an_event_name_is_the_object_and_its_creation_time() {
+        let reference = ObjectReference {
+            name: Some("bp".into()),
+            ..ObjectReference::default()
+        };
+        assert_eq!(event_name(&reference, "ctl", 0x1f), "bp.1f");
+        assert_eq!(
+            event_name(&ObjectReference::default(), "ctl", 255),
+            "ctl.ff"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 mod backoff;
 pub mod backup_plan;
+pub mod cache;
 pub mod claims;
 pub mod conditions;
 mod context;

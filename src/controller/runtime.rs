@@ -2,8 +2,9 @@
 //! backoff and error policy, the status writer, Events, metrics and shutdown.
 //!
 //! How a reconcile goes, for every kind:
-//! 1. the object comes from the watch cache, replaced by our own later status write if the cache
-//!    has not caught up (`StatusWriter::freshest`);
+//! 1. the object comes from the watch cache (inflated from its compact form, see
+//!    [`super::cache`]), replaced by our own later status write if the cache has not caught up
+//!    (`StatusWriter::freshest`);
 //! 2. an object still waiting out the backoff of its last failure is requeued for the rest of
 //!    the wait, unless its spec changed or its deletion was requested (`Backoff::holding`);
 //! 3. a paused object being deleted waits (`Stalled`/`Paused`, no cloud call) until the user
@@ -31,17 +32,17 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Resource, ResourceExt};
 use tracing::Instrument;
 
 use super::backoff::{Backoff, FailureKind};
-use super::claims::{self, Claim, ClaimOf};
-use super::conditions::{Phase, READY, conditions_for, is_ready, is_transition, reasons};
+use super::cache::{Cached, compact};
+use super::claims::{self, Claim};
+use super::conditions::{Phase, READY, conditions_for, is_transition, reasons};
 use super::deletion::CredentialsClock;
 use super::events::Events;
-use super::status::{Managed, StatusWriter, strip};
+use super::status::{Managed, StatusWriter};
 use super::{Context, Error, FINALIZER, WatchSync};
 use crate::crd::{ABANDON_ANNOTATION, PAUSED_ANNOTATION, is_abandoned, is_paused};
 
@@ -65,10 +66,6 @@ pub trait Reconciler: Send + Sync + 'static {
         obj: &Self::Object,
         rt: &Runtime<Self::Object>,
     ) -> Result<Action, Error>;
-
-    /// The cloud resource the object claims, once it names or holds one (see
-    /// [`super::claims`]).
-    fn claim(obj: &Self::Object) -> Option<Claim>;
 
     /// The object's cloud resource in words, for messages: `backup plan dbs123`.
     fn resource(obj: &Self::Object) -> String;
@@ -101,24 +98,17 @@ pub struct Runtime<K: Managed> {
     pub status: Arc<StatusWriter<K>>,
     backoff: Backoff,
     /// The controller's cache of every object of the kind.
-    store: Store<K>,
-    claim_of: ClaimOf<K>,
+    store: Store<Cached<K>>,
     credentials_failures: CredentialsClock,
 }
 
 impl<K: Managed> Runtime<K> {
-    fn new(
-        ctx: Arc<Context>,
-        store: Store<K>,
-        claim_of: ClaimOf<K>,
-        status: Arc<StatusWriter<K>>,
-    ) -> Self {
+    fn new(ctx: Arc<Context>, store: Store<Cached<K>>, status: Arc<StatusWriter<K>>) -> Self {
         Self {
             events: Events::new(&ctx),
             status,
             backoff: Backoff::new(&ctx.config),
             store,
-            claim_of,
             credentials_failures: CredentialsClock::default(),
             ctx,
         }
@@ -145,13 +135,13 @@ impl<K: Managed> Runtime<K> {
 
     /// The object other than `obj` that manages the cloud resource `claim` names, if one does
     /// (`obj` claiming it as `claim`): for a kind that is about to take a resource over.
-    pub fn manager_of(&self, obj: &K, claim: Claim) -> Option<Arc<K>> {
-        claims::manager_among(obj, claim, &self.store.state(), self.claim_of)
+    pub fn manager_of(&self, obj: &K, claim: Claim) -> Option<Arc<Cached<K>>> {
+        claims::manager_among(obj, claim, &self.store.state(), Cached::claim)
     }
 
     /// The object other than `obj` that manages the cloud resource `obj` claims, if one does.
-    pub fn managed_by_other(&self, obj: &K) -> Option<Arc<K>> {
-        let claim = (self.claim_of)(obj)?;
+    pub fn managed_by_other(&self, obj: &K) -> Option<Arc<Cached<K>>> {
+        let claim = obj.claim()?;
         self.manager_of(obj, claim)
     }
 
@@ -298,7 +288,12 @@ impl<K: Managed> Runtime<K> {
     }
 
     /// A live object whose cloud resource `manager` manages: `Stalled`, no cloud call.
-    async fn already_managed(&self, obj: &K, manager: &K, resource: &str) -> Result<Action, Error> {
+    async fn already_managed(
+        &self,
+        obj: &K,
+        manager: &Cached<K>,
+        resource: &str,
+    ) -> Result<Action, Error> {
         let phase = Phase::stalled(
             RuntimeReason::AlreadyManaged,
             format!(
@@ -345,16 +340,16 @@ pub async fn run<R: Reconciler>(
     ctx: Arc<Context>,
     reconciler: R,
     config: watcher::Config,
-    watches: impl FnOnce(Controller<R::Object>) -> Controller<R::Object>,
+    watches: impl FnOnce(Controller<Cached<R::Object>>) -> Controller<Cached<R::Object>>,
 ) {
     let kind = R::Object::KIND;
     tracing::info!(kind = %kind, namespace = ?ctx.config.watch_namespace,
         concurrency = ctx.config.concurrency, "starting controller");
-    // The cache keeps every object without what no controller reads (`managedFields`,
-    // `kubectl apply`'s copy of the object): most of a cached object's size.
+    // The cache keeps every object compact (see `super::cache`), without what no controller
+    // reads (`managedFields`, `kubectl apply`'s copy of the object).
     let (store, writer) = reflector::store();
     let status = Arc::new(StatusWriter::<R::Object>::new(ctx.client.clone()));
-    let (shown, cache) = (status.clone(), store.clone());
+    let (shown, cache, known) = (status.clone(), store.clone(), store.clone());
     // A change of the status alone (our own writes) triggers no reconcile: each step requeues
     // itself when it needs to look again, and a write that woke the object at once made it
     // re-read its cloud resource after every status write. The status writer still hears of
@@ -364,7 +359,7 @@ pub async fn run<R: Reconciler>(
     // reconcile start from the older cached object (a ConfigureBackupPlan sent before the
     // 5 s rule, from a status without `createdAt`, was seen at 10,000 plans).
     let objects = watcher(ctx.watched::<R::Object>(), config)
-        .modify(|obj: &mut R::Object| strip(obj.meta_mut()))
+        .map_ok(move |event| compact(event, &known))
         .reflect(writer)
         .applied_objects()
         .inspect_ok(move |obj| {
@@ -372,12 +367,12 @@ pub async fn run<R: Reconciler>(
                 shown.caught_up(&*cached);
             }
         })
-        .predicate_filter(not_status, PredicateConfig::default());
+        .try_filter(|obj| std::future::ready(obj.wakes()));
     let controller = Controller::for_stream(objects, store);
     observe_cache(&ctx, R::CONTROLLER, controller.store());
     let shared = Arc::new(Shared {
         reconciler,
-        rt: Runtime::new(ctx.clone(), controller.store(), R::claim, status),
+        rt: Runtime::new(ctx.clone(), controller.store(), status),
     });
     watches(controller)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
@@ -406,34 +401,19 @@ pub async fn run<R: Reconciler>(
     tracing::info!(kind = %kind, "controller stopped");
 }
 
-/// What of an object, when it changes, calls for a reconcile: everything but the status (the
-/// spec through the generation, labels, annotations, finalizers, the deletion).
-fn not_status<K: Resource>(obj: &K) -> Option<u64> {
-    use std::hash::{Hash as _, Hasher as _};
-    let meta = obj.meta();
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    meta.generation.hash(&mut hasher);
-    meta.labels.hash(&mut hasher);
-    meta.annotations.hash(&mut hasher);
-    meta.finalizers.hash(&mut hasher);
-    meta.deletion_timestamp
-        .as_ref()
-        .map(|t| t.0.as_second())
-        .hash(&mut hasher);
-    Some(hasher.finish())
-}
-
 /// One reconcile of any kind; see the module documentation.
 async fn reconcile<R: Reconciler>(
-    obj: Arc<R::Object>,
+    cached: Arc<Cached<R::Object>>,
     shared: Arc<Shared<R>>,
 ) -> Result<Action, Error> {
     let kind = R::Object::KIND;
+    let obj = Arc::new(cached.inflate()?);
     let namespace = obj
         .namespace()
         .ok_or_else(|| Error::InvalidSpec(format!("{kind} {} has no namespace", obj.name_any())))?;
     let span = tracing::info_span!("reconcile", %kind, %namespace, name = %obj.name_any());
     let rt = &shared.rt;
+    rt.events.tidy();
     let obj = rt.status.freshest(obj);
     let _settle = Settle { rt, obj: &obj };
     if let Some(wait) = rt.backoff.holding(&*obj) {
@@ -513,7 +493,7 @@ impl<K: Managed> Drop for Settle<'_, K> {
         let Some(uid) = self.obj.uid() else {
             return;
         };
-        let cached = self.rt.store.get(&ObjectRef::from_obj(self.obj));
+        let cached = self.rt.store.get(&Cached::key(self.obj));
         self.rt.status.settle(&uid, cached.as_deref());
     }
 }
@@ -521,7 +501,7 @@ impl<K: Managed> Drop for Settle<'_, K> {
 /// Requeue after a failed reconcile: per-object exponential backoff with jitter, at least the
 /// throttling delay after throttling.
 fn error_policy<R: Reconciler>(
-    obj: Arc<R::Object>,
+    obj: Arc<Cached<R::Object>>,
     error: &Error,
     shared: Arc<Shared<R>>,
 ) -> Action {
@@ -536,7 +516,7 @@ fn error_policy<R: Reconciler>(
 
 /// Wires a controller's cache into the process's telemetry: its concurrency and reconcile
 /// series, the count of its objects by readiness, and its first sync for `/readyz`.
-fn observe_cache<K: Managed>(ctx: &Context, controller: &'static str, store: Store<K>) {
+fn observe_cache<K: Managed>(ctx: &Context, controller: &'static str, store: Store<Cached<K>>) {
     ctx.metrics
         .controller_started(controller, ctx.config.concurrency);
     let census = store.clone();
@@ -546,12 +526,9 @@ fn observe_cache<K: Managed>(ctx: &Context, controller: &'static str, store: Sto
 }
 
 /// Counts the objects in `store` whose `Ready` condition is `True`, and the others.
-fn ready_census<K: Managed>(store: &Store<K>) -> (usize, usize) {
+fn ready_census<K: Managed>(store: &Store<Cached<K>>) -> (usize, usize) {
     let objects = store.state();
-    let ready = objects
-        .iter()
-        .filter(|o| o.status().is_some_and(|s| is_ready(K::conditions(s))))
-        .count();
+    let ready = objects.iter().filter(|o| o.is_ready()).count();
     (ready, objects.len() - ready)
 }
 
@@ -602,37 +579,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use k8s_openapi::api::core::v1::{Pod, PodStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-    use super::*;
-
-    #[test]
-    fn a_status_change_alone_calls_for_no_reconcile() {
-        let mut before = Pod::default();
-        before.metadata.generation = Some(1);
-        let mut after = before.clone();
-        after.status = Some(PodStatus {
-            phase: Some("Running".into()),
-            ..PodStatus::default()
-        });
-        assert_eq!(not_status(&before), not_status(&after));
-        let changes: [fn(&mut Pod); 5] = [
-            |p| p.metadata.generation = Some(2),
-            |p| p.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into()),
-            |p| p.metadata.labels = Some([("a".to_owned(), "b".to_owned())].into()),
-            |p| p.metadata.finalizers = Some(vec!["f".to_owned()]),
-            |p| p.metadata.deletion_timestamp = Some(Time(Timestamp::now())),
-        ];
-        for (i, change) in changes.iter().enumerate() {
-            let mut changed = before.clone();
-            change(&mut changed);
-            assert_ne!(not_status(&before), not_status(&changed), "change {i}");
-        }
     }
 }

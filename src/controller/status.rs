@@ -26,8 +26,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::FIELD_MANAGER;
+use super::claims::Claim;
 use super::conditions::Phase;
-use crate::sync::lock;
+use crate::sync::{ShrinkIfSparse as _, lock};
 
 /// Most superseded versions kept per object (a chain of writes before the cache catches up).
 const MAX_SUPERSEDED: usize = 8;
@@ -55,6 +56,17 @@ pub trait Managed:
 
     /// The conditions of a status.
     fn conditions(status: &Self::Status) -> &[Condition];
+
+    /// The cloud resource the object claims, once it names or holds one (see
+    /// [`super::claims`]).
+    fn claim(&self) -> Option<Claim>;
+
+    /// The Secrets of its namespace the object reads (credentials, a password), by name.
+    fn secrets(&self) -> Vec<&str>;
+
+    /// What the controller's cache compresses the kind's objects against: a typical object of
+    /// the kind as JSON, built once ([`super::cache::dictionary`]).
+    fn cache_dictionary() -> &'static [u8];
 
     /// `status` with `conditions` and `observedGeneration` set to `generation`.
     fn with_conditions(
@@ -100,7 +112,7 @@ struct Written<K> {
 
 impl<K: Resource> Written<K> {
     /// Whether `cached` shows our latest write, or a later version: the entry has done its job.
-    fn caught_up(&self, cached: &K) -> bool {
+    fn caught_up(&self, cached: &impl Resource) -> bool {
         cached
             .resource_version()
             .is_some_and(|v| !self.superseded.contains(&v))
@@ -158,25 +170,27 @@ impl<K: Resource> StatusWriter<K> {
         let Some(entry) = map.get_mut(&uid) else {
             return cached;
         };
-        if entry.caught_up(&cached) {
+        if entry.caught_up(&*cached) {
             map.remove(&uid);
+            map.shrink_if_sparse();
             return cached;
         }
         entry.reconciling = true;
         entry.latest.clone()
     }
 
-    /// The reconcile of the object `uid` ended, and the cache holds `cached` (`None`: the object
-    /// is gone): the entry goes if the cache has caught up, else when the watch shows the write
+    /// The reconcile of the object `uid` ended, and the cache holds `cached` (its cached form;
+    /// `None`: the object is gone): the entry goes if the cache has caught up, else when the watch shows the write
     /// ([`StatusWriter::caught_up`]). Without this, every object's last write stayed in memory
     /// until its next reconcile, a resync period later for a Ready object: a second copy of each.
-    pub fn settle(&self, uid: &str, cached: Option<&K>) {
+    pub fn settle<C: Resource>(&self, uid: &str, cached: Option<&C>) {
         let mut map = lock(&self.map);
         let Some(entry) = map.get_mut(uid) else {
             return;
         };
         if cached.is_none_or(|c| entry.caught_up(c)) {
             map.remove(uid);
+            map.shrink_if_sparse();
         } else {
             entry.reconciling = false;
         }
@@ -184,7 +198,7 @@ impl<K: Resource> StatusWriter<K> {
 
     /// The watch shows `cached`: the entry of an object no reconcile is working on goes once the
     /// cache holds our write (or a later version).
-    pub fn caught_up(&self, cached: &K) {
+    pub fn caught_up(&self, cached: &impl Resource) {
         let Some(uid) = cached.uid() else {
             return;
         };
@@ -194,6 +208,7 @@ impl<K: Resource> StatusWriter<K> {
             .is_some_and(|e| !e.reconciling && e.caught_up(cached))
         {
             map.remove(&uid);
+            map.shrink_if_sparse();
         }
     }
 
@@ -239,7 +254,9 @@ impl<K: Resource> StatusWriter<K> {
     /// Drops what is known of `obj` (it is gone).
     pub fn forget(&self, obj: &K) {
         if let Some(uid) = obj.uid() {
-            lock(&self.map).remove(&uid);
+            let mut map = lock(&self.map);
+            map.remove(&uid);
+            map.shrink_if_sparse();
         }
     }
 
@@ -373,7 +390,7 @@ mod tests {
         assert_eq!(data(&writes.freshest(Arc::new(cm("10", "old")))), "new");
         writes.caught_up(&cm("11", "new"));
         assert_eq!(writes.len(), 1, "a reconcile is running");
-        writes.settle("uid-1", None);
+        writes.settle("uid-1", None::<&ConfigMap>);
         assert!(writes.is_empty());
     }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::sync::lock;
+use crate::sync::{ShrinkIfSparse as _, lock};
 
 /// The longest wait for a turn a reconcile sits out in its worker; beyond it the object is
 /// requeued for its turn.
@@ -72,13 +72,16 @@ impl Turns {
                     return Some(left - LEAD);
                 }
                 turns.remove(uid);
+                turns.shrink_if_sparse();
                 return None;
             }
         }
         let booked = Instant::now();
         let wait = book().await;
         if wait <= HOLD {
-            lock(&self.0).remove(uid);
+            let mut turns = lock(&self.0);
+            turns.remove(uid);
+            turns.shrink_if_sparse();
             return None;
         }
         let mut turns = lock(&self.0);
@@ -98,7 +101,9 @@ impl Turns {
 
     /// Drops the booking of object `uid` (deleted).
     pub fn forget(&self, uid: &str) {
-        lock(&self.0).remove(uid);
+        let mut turns = lock(&self.0);
+        turns.remove(uid);
+        turns.shrink_if_sparse();
     }
 }
 

@@ -227,7 +227,7 @@ impl StopMethod {
 }
 
 /// `BackupPlanStatus` as DBS describes it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PlanStatus {
     /// `wait`: created, not configured yet.
     #[default]
@@ -322,8 +322,9 @@ pub struct BackupPlanPage {
 }
 
 /// A plan as DBS describes it; case of enums normalised to request case where DBS differs
-/// (`SourceEndpointInstanceType` upper case, `BackupPeriod` title case).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// (`SourceEndpointInstanceType` upper case, `BackupPeriod` title case). Serde's form is the
+/// operator's own (the plan inventory keeps plans compressed), not DBS's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BackupPlanDetail {
     /// `BackupPlanId`.
     pub backup_plan_id: String,

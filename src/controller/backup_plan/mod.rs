@@ -37,15 +37,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Resource as _, ResourceExt};
 
 use self::decide::{Facts, Step};
 use self::observe::PlanInventory;
 use self::report::{Outcome, Reason};
+use super::cache::Cached;
 use super::claims::Claim;
 use super::runtime::{self, Reconciler, Runtime};
 use super::turns::Turns;
@@ -184,14 +185,6 @@ impl Reconciler for BackupPlans {
         cleanup::cleanup(rt, &self.inventory, obj).await
     }
 
-    /// The plan the object names or holds; created by it unless named by `spec.backupPlanId`.
-    fn claim(obj: &BackupPlan) -> Option<Claim> {
-        Some(Claim {
-            key: backup_plan_id(obj)?,
-            created: obj.spec.backup_plan_id.is_none(),
-        })
-    }
-
     fn resource(obj: &BackupPlan) -> String {
         backup_plan_id(obj).map_or_else(
             || "the backup plan of this object".to_owned(),
@@ -320,21 +313,25 @@ impl BackupPlans {
     }
 }
 
+/// The plan the object names or holds; created by it unless named by `spec.backupPlanId`.
+fn claim(obj: &BackupPlan) -> Option<Claim> {
+    Some(Claim {
+        key: backup_plan_id(obj)?,
+        created: obj.spec.backup_plan_id.is_none(),
+    })
+}
+
 /// The plans whose password or credentials live in `secret`: a change of the Secret (a rotated
 /// password, fixed credentials) reconciles them at once instead of at the next resync.
 fn referencing_plans(
-    plans: &[Arc<BackupPlan>],
+    plans: &[Arc<Cached<BackupPlan>>],
     secret: &PartialObjectMeta<Secret>,
-) -> Vec<ObjectRef<BackupPlan>> {
+) -> Vec<ObjectRef<Cached<BackupPlan>>> {
     let name = secret.name_any();
     plans
         .iter()
-        .filter(|p| p.namespace() == secret.namespace())
-        .filter(|p| {
-            let password = p.spec.source.password_secret_ref.as_ref().map(|r| &r.name);
-            let credentials = p.spec.credentials_ref.as_ref().map(|r| &r.name);
-            password == Some(&name) || credentials == Some(&name)
-        })
+        .filter(|p| p.meta().namespace == secret.metadata.namespace)
+        .filter(|p| p.reads_secret(&name))
         .map(|p| ObjectRef::from_obj(&**p))
         .collect()
 }

@@ -8,7 +8,7 @@ mod inventory;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-pub use self::inventory::{PlanInventory, Sighting, describe_one};
+pub use self::inventory::{Listed, PlanInventory, Sighting, describe_one};
 use crate::cloud::Scope;
 use crate::cloud::dbs::BackupPlanDetail;
 use crate::controller::Error;

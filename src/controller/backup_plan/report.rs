@@ -2,6 +2,7 @@
 //! (server-side apply through the shared status writer, only when it changed) with one Event per
 //! Ready transition.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -10,10 +11,37 @@ use kube::runtime::controller::Action;
 
 use super::decide::Step;
 use super::observe::{Observation, Sighting};
+use crate::controller::cache;
+use crate::controller::claims::Claim;
 use crate::controller::conditions::{self, Phase, reasons};
 use crate::controller::runtime::Runtime;
 use crate::controller::{ControllerConfig, Error, Managed};
 use crate::crd::{BackupPlan, BackupPlanStatus};
+
+/// A typical Ready BackupPlan, which the controller's cache compresses the others against: the
+/// field names and the usual values (see `controller::cache`).
+const CACHE_SAMPLE: &str = r#"{"apiVersion":"db.alicloud.dev/v1alpha1","kind":"BackupPlan",
+"metadata":{"name":"orders-00000","namespace":"default","uid":"00000000-0000-4000-8000-000000000000",
+"resourceVersion":"1000000","generation":1,"creationTimestamp":"2026-01-01T00:00:00Z",
+"finalizers":["db.alicloud.dev/finalizer"],
+"annotations":{"db.alicloud.dev/backup-plan-id":"dbs00000000000"}},
+"spec":{"region":"cn-hangzhou","databaseType":"MySQL","instanceClass":"small",
+"backupMethod":"logical","payType":"PayAsYouGo","source":{"instanceType":"RDS",
+"region":"cn-hangzhou","instanceId":"rm-0000000000000","userName":"backup",
+"passwordSecretRef":{"name":"orders-password","key":"password"}},
+"backupObjects":[{"databaseName":"orders"}],
+"schedule":{"weekdays":["Monday","Thursday"],"startTime":"02:30"},
+"retention":{"backupRetentionDays":30,"infrequentAccessDays":7,"archiveDays":14},
+"storage":{"type":"System"},"deletionPolicy":"Delete",
+"credentialsRef":{"name":"alicloud-credentials"}},
+"status":{"backupPlanId":"dbs00000000000",
+"clientToken":"default-orders-00000-00000000-0000-4000-8000-000000000000",
+"orderId":"200000000000000","createdAt":"2026-01-01T00:00:05Z","cloudStatus":"running",
+"precheckStartedAt":"2026-01-01T00:00:12Z","sourcePasswordVersion":"1000000",
+"lastSyncTime":"2026-01-01T00:01:00Z","observedGeneration":1,"conditions":[
+{"type":"Ready","status":"True","reason":"Available","message":"backup plan dbs00000000000 is running","observedGeneration":1,"lastTransitionTime":"2026-01-01T00:00:20Z"},
+{"type":"Reconciling","status":"False","reason":"Idle","message":"","observedGeneration":1,"lastTransitionTime":"2026-01-01T00:00:20Z"},
+{"type":"Stalled","status":"False","reason":"Progressing","message":"","observedGeneration":1,"lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
 
 /// How old `status.lastSyncTime` may get before a sweep that changed nothing else refreshes it.
 pub const SYNC_TIME_REFRESH: Duration = Duration::from_secs(15 * 60);
@@ -94,6 +122,27 @@ impl Managed for BackupPlan {
 
     fn conditions(status: &BackupPlanStatus) -> &[Condition] {
         &status.conditions
+    }
+
+    fn claim(&self) -> Option<Claim> {
+        super::claim(self)
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        let password = self.spec.source.password_secret_ref.as_ref();
+        let credentials = self.spec.credentials_ref.as_ref();
+        [
+            password.map(|r| r.name.as_str()),
+            credentials.map(|r| r.name.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    fn cache_dictionary() -> &'static [u8] {
+        static DICTIONARY: OnceLock<Vec<u8>> = OnceLock::new();
+        DICTIONARY.get_or_init(|| cache::dictionary::<Self>(CACHE_SAMPLE))
     }
 
     /// Anything but `lastSyncTime` changed, or the recorded `lastSyncTime` (else `createdAt`) is

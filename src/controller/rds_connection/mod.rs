@@ -58,6 +58,16 @@ pub async fn run(ctx: Arc<Context>) {
     .await;
 }
 
+/// The instance whose public endpoint the object manages; created (or recorded) by it once its
+/// status or its annotation names an endpoint.
+fn claim(obj: &RdsConnection) -> Option<Claim> {
+    let owned = ownership(obj);
+    Some(Claim {
+        key: format!("{}/{}", obj.spec.region, obj.spec.db_instance_id),
+        created: owned.managed.is_some() || owned.annotated.is_some(),
+    })
+}
+
 /// The RdsConnection kind, as the runtime drives it.
 struct RdsConnections;
 
@@ -128,16 +138,6 @@ impl Reconciler for RdsConnections {
         rt: &Runtime<RdsConnection>,
     ) -> Result<Action, Error> {
         cleanup::cleanup(rt, obj).await
-    }
-
-    /// The instance whose public endpoint the object manages; created (or recorded) by it once
-    /// its status or its annotation names an endpoint.
-    fn claim(obj: &RdsConnection) -> Option<Claim> {
-        let owned = ownership(obj);
-        Some(Claim {
-            key: format!("{}/{}", obj.spec.region, obj.spec.db_instance_id),
-            created: owned.managed.is_some() || owned.annotated.is_some(),
-        })
     }
 
     fn resource(obj: &RdsConnection) -> String {

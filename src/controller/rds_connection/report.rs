@@ -3,6 +3,8 @@
 
 mod secret;
 
+use std::sync::OnceLock;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
@@ -15,6 +17,8 @@ use super::decide::Step;
 use super::observe::Observed;
 use crate::cloud::CloudError;
 use crate::cloud::rds::NetInfoEndpoint;
+use crate::controller::cache;
+use crate::controller::claims::Claim;
 use crate::controller::conditions::{self, Phase, State, reasons};
 use crate::controller::runtime::Runtime;
 use crate::controller::{ControllerConfig, Error, Managed, cloud_message};
@@ -138,6 +142,24 @@ pub fn next_status(
     next
 }
 
+/// A typical Ready RdsConnection, which the controller's cache compresses the others against:
+/// the field names and the usual values (see `controller::cache`).
+const CACHE_SAMPLE: &str = r#"{"apiVersion":"db.alicloud.dev/v1alpha1","kind":"RdsConnection",
+"metadata":{"name":"orders-db-public","namespace":"default",
+"uid":"00000000-0000-4000-8000-000000000000","resourceVersion":"1000000","generation":1,
+"creationTimestamp":"2026-01-01T00:00:00Z","finalizers":["db.alicloud.dev/finalizer"],
+"annotations":{"db.alicloud.dev/connection-string-prefix":"orders-db-pub"}},
+"spec":{"region":"cn-hangzhou","dbInstanceId":"rm-bp1orders0001","connectionStringPrefix":"orders-db-pub",
+"port":3306,"instanceNetworkType":"VPC","deletionPolicy":"Delete",
+"credentialsRef":{"name":"alicloud-credentials"},
+"writeConnectionSecretToRef":{"name":"orders-db-public"}},
+"status":{"connectionString":"orders-db-pub.mysql.rds.aliyuncs.com","port":3306,
+"ipAddress":"47.100.0.1","instanceStatus":"Running","lastSyncTime":"2026-01-01T00:01:00Z",
+"observedGeneration":1,"conditions":[
+{"type":"Ready","status":"True","reason":"Available","message":"public endpoint orders-db-pub.mysql.rds.aliyuncs.com:3306 is available","observedGeneration":1,"lastTransitionTime":"2026-01-01T00:00:20Z"},
+{"type":"Reconciling","status":"False","reason":"Idle","message":"","observedGeneration":1,"lastTransitionTime":"2026-01-01T00:00:20Z"},
+{"type":"Stalled","status":"False","reason":"Progressing","message":"","observedGeneration":1,"lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
+
 impl Managed for RdsConnection {
     const KIND: &'static str = "RdsConnection";
     type Status = RdsConnectionStatus;
@@ -160,6 +182,23 @@ impl Managed for RdsConnection {
 
     fn conditions(status: &RdsConnectionStatus) -> &[Condition] {
         &status.conditions
+    }
+
+    fn claim(&self) -> Option<Claim> {
+        super::claim(self)
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        self.spec
+            .credentials_ref
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+
+    fn cache_dictionary() -> &'static [u8] {
+        static DICTIONARY: OnceLock<Vec<u8>> = OnceLock::new();
+        DICTIONARY.get_or_init(|| cache::dictionary::<Self>(CACHE_SAMPLE))
     }
 
     /// Anything but `lastSyncTime` changed, or the object is Ready (a Ready write records the
