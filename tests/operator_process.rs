@@ -204,7 +204,7 @@ async fn metrics_after_a_lifecycle_match_the_calls_the_emulator_recorded() {
                     r#"controller_runtime_max_concurrent_reconciles{{controller="{controller}"}}"#
                 )
             ),
-            Some(32.0),
+            Some(64.0),
             "the default --concurrency"
         );
         let count = sample(

@@ -45,7 +45,7 @@ impl Default for ControllerConfig {
         Self {
             watch_namespace: None,
             resync_period: Duration::from_secs(300),
-            concurrency: 32,
+            concurrency: 64,
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             configure_delay: Duration::from_secs(5),

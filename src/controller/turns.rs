@@ -28,15 +28,22 @@ use tokio::time::Instant;
 use crate::sync::{ShrinkIfSparse as _, lock};
 
 /// The longest wait for a turn a reconcile sits out in its worker; beyond it the object is
-/// requeued for its turn.
-pub const HOLD: Duration = Duration::from_millis(500);
+/// requeued for its turn. Above [`LEAD`], so that an object back for its turn goes ahead.
+pub const HOLD: Duration = Duration::from_millis(1200);
 
 /// How much before its turn an object is requeued: enough for the reconcile to reach its call
 /// before the turn (it then waits the rest in the client's limiter, which paces the calls), so
-/// that the reconcile's own time (its API reads and writes, under load a few hundred
-/// milliseconds) does not delay the call. A call that comes late leaves its slot unused: the
-/// limiter saves up no calls (burst 1), so late calls would bring the rate below the quota.
-pub const LEAD: Duration = Duration::from_millis(300);
+/// that the reconcile's own time (its API reads and writes: under the load of 1,000 creations on
+/// 2 cores, a metadata patch took 150 ms on average and stalls of the API server lasted up to
+/// 0.8 s) does not delay the call. A call that comes late leaves its slot unused: the limiter
+/// saves up no calls (burst 1), so late calls bring the rate below the quota. Measured
+/// (`cargo xtask bench`, 1,000 plans, gaps between creates beyond the limiter's 56 ms): 0.3 s
+/// lost 4.4 to 8.9 s over the creation; 1 s lost 0.7 to 3.3 s. Waiting in the limiter holds
+/// a worker for up to a second per paced call, hence the default of 64 workers
+/// (`--concurrency`): with 32, 1 s lost 10.9 s. With 64 every worker is busy throughout the
+/// creation (with 128, about 80 were, and 0.7 s was lost, but at 10,000 plans the operator
+/// kept 7 MiB more memory).
+pub const LEAD: Duration = Duration::from_millis(1000);
 
 /// Bookings kept past their due time (for objects that never came back for them, e.g. because
 /// their step changed) are dropped after this long, once there are many.

@@ -90,6 +90,11 @@ pub struct BenchArgs {
     /// Keep the operator's and emulator's logs in this folder (default: removed with the rest).
     #[arg(long)]
     pub keep_logs: Option<PathBuf>,
+    /// Take a CPU profile of kube-apiserver (its `/debug/pprof/profile`) this long, from 10 s
+    /// after the first create, into `apiserver-cpu.pprof` of `--keep-logs` (read it with
+    /// `go tool pprof -top`). Needs `--keep-logs`.
+    #[arg(long, value_parser = parse_duration, requires = "keep_logs")]
+    pub profile_apiserver: Option<Duration>,
 }
 
 /// What a run measures.

@@ -49,10 +49,16 @@ pub async fn act(
     match step {
         Step::Create => create(rt, inventory, obj, plan_name, scope, status).await,
         Step::Configure => {
+            let created = observed.created_at(status);
+            if let Some(left) = remaining(created, ctx.config.configure_delay, Timestamp::now()) {
+                // Back a little early (see `decide::CONFIGURE_LEAD`): the password is read and
+                // the turn booked; the call goes out when DBS accepts it.
+                tokio::time::sleep(left).await;
+            }
             let req = requests::configure_request(spec, &id, plan_name, observed.password());
             inventory.mark_named(&*ctx.dbs, scope, plan_name).await;
             if let Err(e) = ctx.dbs.configure_backup_plan(scope, &req).await {
-                return configure_refused(rt, &id, observed.created_at(status), e);
+                return configure_refused(rt, &id, created, e);
             }
             failpoint::kill_if(
                 ctx.config.failpoint,
@@ -260,10 +266,14 @@ async fn create(
     // Before anything else: should this write fail, the status (written with the failure)
     // still holds the id, and a repeated create with the same token answers with the same plan.
     record_plan_id(rt, obj, &id).await?;
-    // One extra second covers the rounding of `createdAt` up to a whole second.
+    // One extra second covers the rounding of `createdAt` up to a whole second; the configure
+    // comes back a little early (see `decide::CONFIGURE_LEAD`).
     Ok(Outcome::new(
         report::waiting_to_configure(&id, ctx.config.configure_delay),
-        Action::requeue(ctx.config.configure_delay + Duration::from_secs(1)),
+        Action::requeue(
+            (ctx.config.configure_delay + Duration::from_secs(1))
+                .saturating_sub(decide::CONFIGURE_LEAD),
+        ),
     ))
 }
 

@@ -218,6 +218,10 @@ pub async fn run(stack: &mut Stack, args: &BenchArgs, load: &Load) -> anyhow::Re
     );
     let started = Instant::now();
     let started_ms = crate::demo::now_ms();
+    let profile = args
+        .profile_apiserver
+        .zip(args.keep_logs.clone())
+        .map(|(seconds, dir)| tokio::spawn(profile_apiserver(client.clone(), seconds, dir)));
     let arrivals: Vec<anyhow::Result<Duration>> = futures::stream::iter(objects)
         .map(|object| {
             let api = api.clone();
@@ -250,6 +254,21 @@ pub async fn run(stack: &mut Stack, args: &BenchArgs, load: &Load) -> anyhow::Re
     let creation_calls = calls_after.since(&calls_before);
     let emulator = stack.emulator_state().await?;
     let emulator_throttled = measure::emulator_throttled(&emulator);
+    if let Some(profile) = profile {
+        match profile.await {
+            Ok(Ok(path)) => println!("    kube-apiserver CPU profile: {}", path.display()),
+            Ok(Err(e)) => println!("    kube-apiserver CPU profile failed: {e:#}"),
+            Err(e) => println!("    kube-apiserver CPU profile failed: {e}"),
+        }
+    }
+    if let Some(keep) = &args.keep_logs {
+        // The emulator's call log, for a closer look at the pacing than the 10 s windows.
+        let _ = std::fs::create_dir_all(keep);
+        let _ = std::fs::write(
+            keep.join(format!("emulator-{}.json", load.kind.resource().plural)),
+            serde_json::to_vec(&emulator)?,
+        );
+    }
     let metrics = client
         .request_text(http::Request::get("/metrics").body(Vec::new())?)
         .await
@@ -462,4 +481,25 @@ async fn probes(
         p(&first_write, 99.0)
     );
     Ok((first_write, first_status))
+}
+
+/// A CPU profile of kube-apiserver over `length`, from 10 s after the first create (when the
+/// creation runs at full pace), written to `dir/apiserver-cpu.pprof`.
+async fn profile_apiserver(
+    client: kube::Client,
+    length: Duration,
+    dir: std::path::PathBuf,
+) -> anyhow::Result<std::path::PathBuf> {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let uri = format!("/debug/pprof/profile?seconds={}", length.as_secs().max(1));
+    let response = client
+        .send(http::Request::get(uri).body(kube::client::Body::empty())?)
+        .await?;
+    let status = response.status();
+    let bytes = response.into_body().collect_bytes().await?;
+    anyhow::ensure!(status.is_success(), "kube-apiserver answered {status}");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("apiserver-cpu.pprof");
+    std::fs::write(&path, &bytes)?;
+    Ok(path)
 }

@@ -199,10 +199,16 @@ fn decision_table() {
             *x == Step::Observe
         }),
         (
-            "configure waits five seconds after create",
+            "configure waits five seconds after create, and comes back a little early",
             facts(&s, Some(&wait)),
             ts(102),
-            |x| *x == Step::WaitToConfigure(Duration::from_secs(3)),
+            |x| *x == Step::WaitToConfigure(Duration::from_secs(3) - CONFIGURE_LEAD),
+        ),
+        (
+            "configure goes ahead within its lead, and waits the rest before the call",
+            facts(&s, Some(&wait)),
+            Timestamp::from_millisecond(104_600).expect("valid"),
+            |x| *x == Step::Configure,
         ),
         (
             "configure once five seconds passed",
@@ -625,7 +631,7 @@ fn a_started_plan_is_left_to_its_precheck_and_started_once() {
     assert_eq!(decide(&after(&init, None), ts(500)), Step::Start);
     assert_eq!(
         decide(&after(&init, Some(500)), ts(501)),
-        Step::Prechecking(Duration::from_secs(2)),
+        Step::Prechecking(Duration::from_secs(1)),
         "no second start while DBS prechecks"
     );
     assert_eq!(
@@ -635,7 +641,7 @@ fn a_started_plan_is_left_to_its_precheck_and_started_once() {
     );
     assert_eq!(
         decide(&after(&check_pass, None), ts(600)),
-        Step::Prechecking(Duration::from_secs(2)),
+        Step::Prechecking(Duration::from_secs(1)),
         "a passed precheck is DBS's to finish, even for a plan this object did not start"
     );
     let late = 500 + i64::try_from(PRECHECK_TIMEOUT.as_secs()).expect("small");
@@ -664,8 +670,12 @@ fn a_started_plan_is_left_to_its_precheck_and_started_once() {
 }
 
 #[test]
-fn precheck_polls_grow_from_two_to_thirty_seconds() {
-    assert_eq!(precheck_poll(Duration::ZERO), Duration::from_secs(2));
+fn precheck_polls_grow_from_one_to_thirty_seconds() {
+    assert_eq!(precheck_poll(Duration::ZERO), Duration::from_secs(1));
+    assert_eq!(
+        precheck_poll(Duration::from_secs(6)),
+        Duration::from_millis(1500)
+    );
     assert_eq!(
         precheck_poll(Duration::from_secs(20)),
         Duration::from_secs(5)
@@ -686,7 +696,7 @@ fn a_plan_just_created_and_not_listed_yet_is_waited_for() {
     };
     assert_eq!(
         decide(&created_at(Some(100)), ts(101)),
-        Step::WaitForPlan(Duration::from_secs(2))
+        Step::WaitForPlan(Duration::from_secs(1))
     );
     let grace = i64::try_from(CREATE_VISIBILITY_GRACE.as_secs()).expect("small");
     for stale in [created_at(Some(100)), created_at(None)] {
