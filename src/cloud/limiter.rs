@@ -121,8 +121,20 @@ impl RateLimiter {
         self.reserve(principal, action, Instant::now())
     }
 
+    /// How long a call of `action` counted against `principal` would wait for its token if it
+    /// were made now, without taking one: the calls already waiting ahead of it, at the pace.
+    pub fn backlog(&self, principal: &str, action: &str) -> Duration {
+        self.wait_for_token(principal, action, Instant::now(), false)
+    }
+
     /// Takes a token (possibly one not yet refilled) and returns how long to wait for it.
     fn reserve(&self, principal: &str, action: &str, now: Instant) -> Duration {
+        self.wait_for_token(principal, action, now, true)
+    }
+
+    /// How long a call made at `now` waits for its token; with `take`, it takes it (a caller
+    /// beyond the quota reserves one not yet refilled, so the next waits longer).
+    fn wait_for_token(&self, principal: &str, action: &str, now: Instant, take: bool) -> Duration {
         let per_second = self.quotas.per_second(action);
         if per_second == 0 {
             // A zero quota means "unlimited": the user turned the limiter off for this action.
@@ -135,21 +147,27 @@ impl RateLimiter {
             action: action.to_owned(),
         };
         let mut buckets = crate::sync::lock(&self.buckets);
-        if buckets.len() > PRUNE_THRESHOLD {
+        if take && buckets.len() > PRUNE_THRESHOLD {
             buckets.retain(|_, b| now.saturating_duration_since(b.updated) < IDLE_EVICTION);
         }
-        let bucket = buckets.entry(key).or_insert(Bucket {
-            tokens: burst,
-            updated: now,
+        let available = buckets.get(&key).map_or(burst, |b| {
+            let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
+            (b.tokens + elapsed * rate).min(burst)
         });
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
-        bucket.updated = now;
-        bucket.tokens -= 1.0;
-        if bucket.tokens >= 0.0 {
+        let left = available - 1.0;
+        if take {
+            buckets.insert(
+                key,
+                Bucket {
+                    tokens: left,
+                    updated: now,
+                },
+            );
+        }
+        if left >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-bucket.tokens / rate)
+            Duration::from_secs_f64(-left / rate)
         }
     }
 }
@@ -249,6 +267,27 @@ mod tests {
         assert_eq!(Instant::now() - start, Duration::ZERO);
         limiter.acquire("ak", "A").await;
         assert_near(Instant::now() - start, interval(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_backlog_is_the_wait_of_a_call_made_now_and_takes_no_token() {
+        let limiter = RateLimiter::new(quotas(10));
+        assert_eq!(limiter.backlog("ak", "A"), Duration::ZERO, "no call yet");
+        // Five calls booked at once: the first goes now, the last after four intervals.
+        for _ in 0..5 {
+            limiter.book("ak", "A");
+        }
+        assert_near(limiter.backlog("ak", "A"), interval(10) * 5);
+        assert_near(limiter.backlog("ak", "A"), interval(10) * 5);
+        assert_eq!(limiter.backlog("ak", "B"), Duration::ZERO, "another action");
+        tokio::time::advance(interval(10) * 2).await;
+        assert_near(limiter.backlog("ak", "A"), interval(10) * 3);
+        tokio::time::advance(interval(10) * 10).await;
+        assert_eq!(limiter.backlog("ak", "A"), Duration::ZERO, "drained");
+        assert_eq!(
+            RateLimiter::new(quotas(0)).backlog("ak", "A"),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl<K: Managed> Runtime<K> {
             .await?;
         let mut updated = obj.clone();
         *updated.meta_mut() = written.metadata;
-        self.status.record(obj, updated);
+        self.status.record_annotation(obj, updated, key);
         Ok(())
     }
 
@@ -362,12 +362,15 @@ pub async fn run<R: Reconciler>(
         .map_ok(move |event| compact(event, &known))
         .reflect(writer)
         .applied_objects()
-        .inspect_ok(move |obj| {
+        .try_filter(move |obj| {
+            // Our own annotation write wakes nobody: the reconcile that wrote it requeued itself
+            // (see `StatusWriter::record_annotation`). Asked before `caught_up` forgets it.
+            let own_write = shown.is_quiet(obj);
             if let Some(cached) = cache.get(&ObjectRef::from_obj(obj)) {
                 shown.caught_up(&*cached);
             }
-        })
-        .try_filter(|obj| std::future::ready(obj.wakes()));
+            std::future::ready(obj.wakes() && !own_write)
+        });
     let controller = Controller::for_stream(objects, store);
     observe_cache(&ctx, R::CONTROLLER, controller.store());
     let shared = Arc::new(Shared {

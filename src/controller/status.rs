@@ -94,6 +94,25 @@ pub fn strip(meta: &mut ObjectMeta) {
     }
 }
 
+/// Whether `written` differs from `seen` in no more than the annotation `key` (and `kubectl
+/// apply`'s copy, which the cache strips): the same generation, labels, finalizers, deletion
+/// and other annotations.
+fn only_annotation_changed(seen: &ObjectMeta, written: &ObjectMeta, key: &str) -> bool {
+    let others = |m: &ObjectMeta| {
+        m.annotations
+            .iter()
+            .flatten()
+            .filter(|(k, _)| *k != key && *k != LAST_APPLIED)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    seen.generation == written.generation
+        && seen.labels == written.labels
+        && seen.finalizers == written.finalizers
+        && seen.deletion_timestamp == written.deletion_timestamp
+        && others(seen) == others(written)
+}
+
 /// Writes statuses, and remembers the latest write of each object (by UID) until the watch
 /// cache shows it.
 pub struct StatusWriter<K> {
@@ -108,6 +127,9 @@ struct Written<K> {
     /// A reconcile of the object runs: it may still compare with `latest`
     /// ([`StatusWriter::written_over`]), so the watch does not drop the entry.
     reconciling: bool,
+    /// The version our last annotation write produced, when it changed nothing but that
+    /// annotation ([`StatusWriter::record_annotation`]): its watch event wakes nobody.
+    quiet: Option<String>,
 }
 
 impl<K: Resource> Written<K> {
@@ -143,6 +165,7 @@ impl<K: Resource> StatusWriter<K> {
             superseded: Vec::new(),
             latest: written.clone(),
             reconciling: true,
+            quiet: None,
         });
         entry.reconciling = true;
         let previous = entry.latest.resource_version();
@@ -158,6 +181,38 @@ impl<K: Resource> StatusWriter<K> {
             entry.superseded.drain(..excess);
         }
         entry.latest = written;
+    }
+
+    /// Records our write of the annotation `key`, like [`StatusWriter::record`]. When the write
+    /// changed nothing but that annotation, its version is remembered as quiet
+    /// ([`StatusWriter::is_quiet`]): the reconcile that wrote it requeues itself, and waking the
+    /// object again for its own write would re-read the cloud resource at once (an
+    /// RdsConnection read its instance a second time right after each Allocate, while the
+    /// instance was still busy with it) and drop that requeue (kube's scheduler discards the
+    /// requeue of an object whose next reconcile is already pending).
+    pub fn record_annotation(&self, seen: &K, written: K, key: &str) {
+        let quiet = only_annotation_changed(seen.meta(), written.meta(), key)
+            .then(|| written.resource_version())
+            .flatten();
+        let uid = written.uid();
+        self.record(seen, written);
+        if let (Some(uid), Some(version)) = (uid, quiet)
+            && let Some(entry) = lock(&self.map).get_mut(&uid)
+        {
+            entry.quiet = Some(version);
+        }
+    }
+
+    /// Whether `shown` (a version the watch brought) is our own annotation write that changed
+    /// nothing else ([`StatusWriter::record_annotation`]). Asked before
+    /// [`StatusWriter::caught_up`], which may forget it.
+    pub fn is_quiet(&self, shown: &impl Resource) -> bool {
+        let (Some(uid), Some(version)) = (shown.uid(), shown.resource_version()) else {
+            return false;
+        };
+        lock(&self.map)
+            .get(&uid)
+            .is_some_and(|e| e.quiet.as_deref() == Some(version.as_str()))
     }
 
     /// `cached`, or our later write of it when the cache has not caught up with that write. Called
@@ -301,6 +356,78 @@ mod tests {
 
     fn data(o: &ConfigMap) -> &str {
         &o.data.as_ref().expect("data")["k"]
+    }
+
+    /// `cm(version, "")` with the annotations `pairs` (and an optional generation).
+    fn annotated(version: &str, generation: i64, pairs: &[(&str, &str)]) -> ConfigMap {
+        let mut obj = cm(version, "");
+        obj.metadata.generation = Some(generation);
+        obj.metadata.annotations = Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        obj
+    }
+
+    #[tokio::test]
+    async fn our_annotation_write_is_quiet_until_the_watch_has_shown_it() {
+        let writes = StatusWriter::new(offline_client());
+        let seen = annotated("10", 1, &[("user", "a"), (LAST_APPLIED, "{}")]);
+        let written = annotated(
+            "11",
+            1,
+            &[("user", "a"), ("ours", "p1"), (LAST_APPLIED, "{}")],
+        );
+        writes.record_annotation(&seen, written, "ours");
+        assert!(writes.is_quiet(&cm("11", "")), "our own write");
+        assert!(!writes.is_quiet(&cm("10", "")), "the version before it");
+        assert!(!writes.is_quiet(&cm("12", "")), "a later version");
+        // A status write of the same reconcile keeps it quiet until the watch shows it.
+        writes.record(&annotated("11", 1, &[]), cm("12", "status"));
+        assert!(writes.is_quiet(&cm("11", "")));
+        writes.settle("uid-1", Some(&cm("10", "")));
+        writes.caught_up(&cm("11", ""));
+        assert!(
+            writes.is_quiet(&cm("11", "")),
+            "kept while the status write is unseen"
+        );
+        writes.caught_up(&cm("12", "status"));
+        assert!(!writes.is_quiet(&cm("11", "")), "forgotten with the entry");
+        assert!(writes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_annotation_write_that_carries_another_change_wakes_the_object() {
+        let writes = StatusWriter::new(offline_client());
+        let seen = annotated("10", 1, &[("user", "a")]);
+        // The answer shows a spec change made since the reconcile started (generation 2).
+        writes.record_annotation(
+            &seen,
+            annotated("11", 2, &[("user", "a"), ("ours", "p")]),
+            "ours",
+        );
+        assert!(!writes.is_quiet(&cm("11", "")));
+        // Or another annotation changed meanwhile.
+        let writes = StatusWriter::new(offline_client());
+        writes.record_annotation(
+            &seen,
+            annotated("11", 1, &[("user", "b"), ("ours", "p")]),
+            "ours",
+        );
+        assert!(!writes.is_quiet(&cm("11", "")));
+        // Labels, finalizers and the deletion count too.
+        let mut labelled = annotated("11", 1, &[("user", "a"), ("ours", "p")]);
+        labelled.metadata.labels = Some([("l".to_owned(), "v".to_owned())].into());
+        let writes = StatusWriter::new(offline_client());
+        writes.record_annotation(&seen, labelled, "ours");
+        assert!(!writes.is_quiet(&cm("11", "")));
+        let mut finalized = annotated("11", 1, &[("user", "a"), ("ours", "p")]);
+        finalized.metadata.finalizers = Some(vec!["f".to_owned()]);
+        let writes = StatusWriter::new(offline_client());
+        writes.record_annotation(&seen, finalized, "ours");
+        assert!(!writes.is_quiet(&cm("11", "")));
     }
 
     #[tokio::test]

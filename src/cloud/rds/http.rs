@@ -32,6 +32,10 @@ pub fn parse_net_info_endpoint(v: &Value) -> NetInfoEndpoint {
 
 #[async_trait]
 impl RdsApi for AlibabaCloud {
+    async fn backlog(&self, scope: &Scope, action: &str) -> std::time::Duration {
+        AlibabaCloud::backlog(self, &scope.credentials, action).await
+    }
+
     async fn allocate_instance_public_connection(
         &self,
         scope: &Scope,

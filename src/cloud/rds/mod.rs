@@ -9,6 +9,9 @@ mod http;
 /// The RDS calls the RdsConnection controller makes.
 #[async_trait]
 pub trait RdsApi: Send + Sync {
+    /// How long a call of `action` in `scope` would wait for its turn under the account's
+    /// quota if it were made now (the client paces every call); takes no turn.
+    async fn backlog(&self, scope: &Scope, action: &str) -> std::time::Duration;
     /// `AllocateInstancePublicConnection`; returns the full connection string.
     async fn allocate_instance_public_connection(
         &self,

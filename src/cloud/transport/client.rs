@@ -241,6 +241,14 @@ impl AlibabaCloud {
         self.inner.turns.book(&key, action)
     }
 
+    /// How long a call of `action` signed with `credentials` would wait for its token under
+    /// the account's quota if it were made now (the calls already waiting ahead of it); takes
+    /// no token.
+    pub async fn backlog(&self, credentials: &Credentials, action: &str) -> Duration {
+        let key = self.principal(credentials).await.key();
+        self.inner.limiter.backlog(&key, action)
+    }
+
     /// STS `GetCallerIdentity`: who `credentials` are.
     pub async fn caller_identity(
         &self,

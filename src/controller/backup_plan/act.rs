@@ -266,14 +266,13 @@ async fn create(
     // Before anything else: should this write fail, the status (written with the failure)
     // still holds the id, and a repeated create with the same token answers with the same plan.
     record_plan_id(rt, obj, &id).await?;
-    // One extra second covers the rounding of `createdAt` up to a whole second; the configure
-    // comes back a little early (see `decide::CONFIGURE_LEAD`).
+    // Back when the configure falls due, counted from `createdAt` as every later reconcile
+    // counts it (see `decide::configure_wait`). The annotation write above wakes nobody.
+    let created_at = status.created_at.as_ref().map(|t| t.0);
+    let wait = decide::configure_wait(created_at, ctx.config.configure_delay, Timestamp::now());
     Ok(Outcome::new(
         report::waiting_to_configure(&id, ctx.config.configure_delay),
-        Action::requeue(
-            (ctx.config.configure_delay + Duration::from_secs(1))
-                .saturating_sub(decide::CONFIGURE_LEAD),
-        ),
+        Action::requeue(wait.unwrap_or(Duration::from_millis(100))),
     ))
 }
 

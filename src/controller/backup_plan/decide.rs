@@ -226,11 +226,9 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
         Some(Observation::Found(d)) => d,
     };
     match &detail.backup_plan_status {
-        PlanStatus::Wait => match remaining(facts.created_at, facts.configure_delay, now) {
-            Some(left) if left > CONFIGURE_LEAD => {
-                Step::WaitToConfigure((left - CONFIGURE_LEAD).max(Duration::from_millis(100)))
-            }
-            _ => Step::Configure,
+        PlanStatus::Wait => match configure_wait(facts.created_at, facts.configure_delay, now) {
+            Some(wait) => Step::WaitToConfigure(wait),
+            None => Step::Configure,
         },
         PlanStatus::Locked => Step::Stalled {
             reason: Reason::CloudPlanLocked,
@@ -289,6 +287,22 @@ pub fn precheck_poll(since: Duration) -> Duration {
 /// Time from `from` to `now`, zero if `from` is later.
 pub fn elapsed(from: Timestamp, now: Timestamp) -> Duration {
     Duration::try_from(now.duration_since(from)).unwrap_or_default()
+}
+
+/// How long a plan created at `created_at` (its `createdAt`) waits before the reconcile that
+/// configures it: until [`CONFIGURE_LEAD`] before `configure_delay` has passed. `None` when it
+/// is due now (the configure then waits the rest of the rule, if any, in its worker).
+pub fn configure_wait(
+    created_at: Option<Timestamp>,
+    configure_delay: Duration,
+    now: Timestamp,
+) -> Option<Duration> {
+    match remaining(created_at, configure_delay, now) {
+        Some(left) if left > CONFIGURE_LEAD => {
+            Some((left - CONFIGURE_LEAD).max(Duration::from_millis(100)))
+        }
+        _ => None,
+    }
 }
 
 /// What is left of `window` after `since`, when some is.

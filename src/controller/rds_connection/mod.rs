@@ -4,7 +4,8 @@
 //! Each reconcile reads as observe → decide → act → report:
 //! - observe: `DescribeDBInstanceAttribute` (status) and `DescribeDBInstanceNetInfo`
 //!   (endpoints), unless the object is Ready for its generation and was synced less than
-//!   `resync_period` ago, in which case no cloud call is made at all;
+//!   `resync_period` ago, in which case no cloud call is made at all; a Ready object's periodic
+//!   check also waits while the account's reads are backed up (`decide::check_deferral`);
 //! - decide: `decide::next_step`, a pure function of spec, status, the prefix annotation and
 //!   observation; only an endpoint this object created, already manages or was told to adopt
 //!   (`spec.adopt`) is ever changed (see `decide`);
@@ -88,10 +89,17 @@ impl Reconciler for RdsConnections {
         }
         let generation = obj.meta().generation;
         let resync = rt.ctx.config.resync_period;
-        if let Some(wait) =
-            decide::fresh_for(obj.status.as_ref(), generation, Timestamp::now(), resync)
-        {
-            // Ready and synced recently: only make sure the Secret is still there.
+        let (status, now) = (obj.status.as_ref(), Timestamp::now());
+        let wait = match decide::fresh_for(status, generation, now, resync) {
+            Some(wait) => Some(wait),
+            None if decide::deferrable_check(status, generation, now, resync) => {
+                deferral(rt, obj).await
+            }
+            None => None,
+        };
+        if let Some(wait) = wait {
+            // Ready and synced recently (or its check yields to other objects' reads): only
+            // make sure the Secret is still there.
             return match report::secret_from_status(&rt.ctx, obj).await {
                 Ok(SecretWrite::Written) => Ok(Action::requeue(wait)),
                 Ok(SecretWrite::Refused { message }) => stop_at_secret(rt, obj, Ok(message)).await,
@@ -168,6 +176,20 @@ async fn stop_at_secret(
             Err(e)
         }
     }
+}
+
+/// How long the periodic check of a Ready object is put off because the account's describes are
+/// backed up (see [`decide::check_deferral`]); `None` to read now, also when the credentials
+/// cannot be read (the check then reports why).
+async fn deferral(rt: &Runtime<RdsConnection>, obj: &RdsConnection) -> Option<std::time::Duration> {
+    let spec = &obj.spec;
+    let namespace = obj.namespace().unwrap_or_default();
+    let scope = rt
+        .ctx
+        .scope_protecting_credentials(&namespace, spec.credentials_ref.as_ref(), &spec.region)
+        .await
+        .ok()?;
+    decide::check_deferral(observe::backlog(&*rt.ctx.rds, &scope).await)
 }
 
 /// Observe → decide → act for a live object; returns what to report and when to look again.

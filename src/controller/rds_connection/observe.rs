@@ -29,6 +29,19 @@ impl Observed {
     }
 }
 
+/// The calls [`observe`] makes.
+pub const READS: [&str; 2] = ["DescribeDBInstanceAttribute", "DescribeDBInstanceNetInfo"];
+
+/// How long the reads of [`observe`] would wait for their turn under the account's quota if
+/// they were made now (the longer of the two).
+pub async fn backlog(rds: &dyn RdsApi, scope: &Scope) -> std::time::Duration {
+    let mut longest = std::time::Duration::ZERO;
+    for action in READS {
+        longest = longest.max(rds.backlog(scope, action).await);
+    }
+    longest
+}
+
 /// Reads the instance's status and endpoints (both calls at once).
 pub async fn observe(
     rds: &dyn RdsApi,

@@ -553,6 +553,55 @@ fn fresh_for_table() {
 }
 
 #[test]
+fn only_the_periodic_check_of_a_ready_object_may_yield_and_never_twice_over() {
+    let now = Timestamp::from_second(1_000).expect("valid");
+    let resync = Duration::from_secs(300);
+    let mut not_ready = ready_status(2, 500);
+    not_ready.conditions[0].status = "False".into();
+    let cases = [
+        (
+            "synced 400 s ago: its check is due",
+            Some(ready_status(2, 600)),
+            true,
+        ),
+        (
+            "synced exactly one period ago",
+            Some(ready_status(2, 700)),
+            true,
+        ),
+        (
+            "not due yet (fresh_for serves it)",
+            Some(ready_status(2, 900)),
+            true,
+        ),
+        (
+            "overdue by a whole period",
+            Some(ready_status(2, 400)),
+            false,
+        ),
+        ("overdue by more", Some(ready_status(2, 100)), false),
+        (
+            "ready for an older generation",
+            Some(ready_status(1, 600)),
+            false,
+        ),
+        ("not ready", Some(not_ready), false),
+        ("no status", None, false),
+    ];
+    for (name, status, want) in cases {
+        assert_eq!(
+            deferrable_check(status.as_ref(), Some(2), now, resync),
+            want,
+            "{name}"
+        );
+    }
+    assert_eq!(check_deferral(Duration::ZERO), None);
+    assert_eq!(check_deferral(CHECK_YIELDS_BEYOND), None);
+    let long = CHECK_YIELDS_BEYOND + Duration::from_millis(1);
+    assert_eq!(check_deferral(long), Some(long));
+}
+
+#[test]
 fn cleanup_table() {
     let mut retain = spec("myapp-db", 3306);
     retain.deletion_policy = DeletionPolicy::Retain;
