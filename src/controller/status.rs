@@ -1,11 +1,12 @@
 //! The status writer: server-side apply of an object's whole status, with read-your-writes.
 //!
-//! A status write triggers the next reconcile of the same object at once (the watch sees the
-//! write, and a trigger that arrived while the reconcile ran is queued behind it). That next
-//! reconcile reads the object from the watch cache, which often does not hold the write yet: it
-//! would decide from the status as it was *before* the previous reconcile acted, and repeat a
-//! cloud call (a second CreateBackupPlan with the same ClientToken, a second Modify, a fresh
-//! observation of an endpoint just reported Ready). Idempotent, but a waste of the quota.
+//! The next reconcile of an object (its requeue, a change of a Secret it reads, a user's edit)
+//! often comes before the watch cache holds our last write of it. Read from the cache, it would
+//! decide from the status as it was *before* the previous reconcile acted, and repeat a cloud
+//! call (a second CreateBackupPlan with the same ClientToken, a second Modify, a fresh
+//! observation of an endpoint just reported Ready). Idempotent, but a waste of the quota. (Our
+//! own writes do not wake the object: a status write changes nothing the watch filter looks at,
+//! and an annotation write is remembered as quiet, [`StatusWriter::record_annotation`].)
 //!
 //! [`StatusWriter`] remembers, per object, the API server's answer to our last status write and
 //! the resource versions it superseded. [`StatusWriter::freshest`] hands a reconcile that answer
