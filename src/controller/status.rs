@@ -153,7 +153,13 @@ impl<K: Resource> StatusWriter<K> {
 
     /// Records that `written` (the API server's answer to a write) replaced `seen`, the object
     /// the reconcile started from.
-    pub fn record(&self, seen: &K, mut written: K) {
+    pub fn record(&self, seen: &K, written: K) {
+        self.remember(seen, written, false);
+    }
+
+    /// [`StatusWriter::record`]; with `quiet`, the version `written` carries is also remembered
+    /// as quiet ([`StatusWriter::record_annotation`]).
+    fn remember(&self, seen: &K, mut written: K, quiet: bool) {
         let (Some(uid), Some(seen_version)) = (seen.uid(), seen.resource_version()) else {
             return;
         };
@@ -181,6 +187,9 @@ impl<K: Resource> StatusWriter<K> {
             let excess = entry.superseded.len() - MAX_SUPERSEDED;
             entry.superseded.drain(..excess);
         }
+        if quiet {
+            entry.quiet = written.resource_version();
+        }
         entry.latest = written;
     }
 
@@ -192,16 +201,8 @@ impl<K: Resource> StatusWriter<K> {
     /// instance was still busy with it) and drop that requeue (kube's scheduler discards the
     /// requeue of an object whose next reconcile is already pending).
     pub fn record_annotation(&self, seen: &K, written: K, key: &str) {
-        let quiet = only_annotation_changed(seen.meta(), written.meta(), key)
-            .then(|| written.resource_version())
-            .flatten();
-        let uid = written.uid();
-        self.record(seen, written);
-        if let (Some(uid), Some(version)) = (uid, quiet)
-            && let Some(entry) = lock(&self.map).get_mut(&uid)
-        {
-            entry.quiet = Some(version);
-        }
+        let quiet = only_annotation_changed(seen.meta(), written.meta(), key);
+        self.remember(seen, written, quiet);
     }
 
     /// Whether `shown` (a version the watch brought) is our own annotation write that changed

@@ -44,6 +44,7 @@ use super::claims::Claim;
 use super::conditions::{Phase, State};
 use super::runtime::{self, Reconciler, Runtime};
 use super::{Context, Error};
+use crate::cloud::Scope;
 use crate::crd::{CONNECTION_STRING_PREFIX_ANNOTATION, RdsConnection, annotation};
 
 /// Runs the RdsConnection controller until the task is dropped or the process receives a signal.
@@ -90,10 +91,20 @@ impl Reconciler for RdsConnections {
         let generation = obj.meta().generation;
         let resync = rt.ctx.config.resync_period;
         let (status, now) = (obj.status.as_ref(), Timestamp::now());
+        // The scope a periodic check looked up to ask about its account's backlog serves the
+        // reconcile that follows when the check goes ahead.
+        let mut scope = None;
         let wait = match decide::fresh_for(status, generation, now, resync) {
             Some(wait) => Some(wait),
             None if decide::deferrable_check(status, generation, now, resync) => {
-                deferral(rt, obj).await
+                // Unreadable credentials: the check goes ahead and reports why.
+                scope = scope_of(rt, obj).await.ok();
+                match &scope {
+                    Some(scope) => {
+                        decide::check_deferral(observe::backlog(&*rt.ctx.rds, scope).await)
+                    }
+                    None => None,
+                }
             }
             None => None,
         };
@@ -113,7 +124,7 @@ impl Reconciler for RdsConnections {
             Ok(Some(message)) => return stop_at_secret(rt, obj, Ok(message)).await,
             Err(e) => return stop_at_secret(rt, obj, Err(e)).await,
         }
-        let (mut report, mut action) = match reconcile_endpoint(rt, obj).await {
+        let (mut report, mut action) = match reconcile_endpoint(rt, obj, scope).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 report::write_error(rt, obj, &e).await;
@@ -178,31 +189,27 @@ async fn stop_at_secret(
     }
 }
 
-/// How long the periodic check of a Ready object is put off because the account's describes are
-/// backed up (see [`decide::check_deferral`]); `None` to read now, also when the credentials
-/// cannot be read (the check then reports why).
-async fn deferral(rt: &Runtime<RdsConnection>, obj: &RdsConnection) -> Option<std::time::Duration> {
+/// The credentials (marked as in use) and region `obj`'s calls go out with.
+async fn scope_of(rt: &Runtime<RdsConnection>, obj: &RdsConnection) -> Result<Scope, Error> {
     let spec = &obj.spec;
     let namespace = obj.namespace().unwrap_or_default();
-    let scope = rt
-        .ctx
+    rt.ctx
         .scope_protecting_credentials(&namespace, spec.credentials_ref.as_ref(), &spec.region)
         .await
-        .ok()?;
-    decide::check_deferral(observe::backlog(&*rt.ctx.rds, &scope).await)
 }
 
-/// Observe → decide → act for a live object; returns what to report and when to look again.
+/// Observe → decide → act for a live object (in `scope`, looked up here when not given);
+/// returns what to report and when to look again.
 async fn reconcile_endpoint(
     rt: &Runtime<RdsConnection>,
     obj: &RdsConnection,
+    scope: Option<Scope>,
 ) -> Result<(Report, Action), Error> {
     let spec = &obj.spec;
-    let namespace = obj.namespace().unwrap_or_default();
-    let scope = rt
-        .ctx
-        .scope_protecting_credentials(&namespace, spec.credentials_ref.as_ref(), &spec.region)
-        .await?;
+    let scope = match scope {
+        Some(scope) => scope,
+        None => scope_of(rt, obj).await?,
+    };
     let observed = match observe::observe(&*rt.ctx.rds, &scope, &spec.db_instance_id).await {
         Ok(o) => o,
         Err(e) if e.is_not_found() => {
