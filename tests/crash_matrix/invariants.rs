@@ -11,7 +11,8 @@
 //!    got the call leaves DBS's plan `init` with no precheck). The operator takes such a plan for
 //!    one whose precheck runs and starts it again only after `PRECHECK_TIMEOUT` (15 min), so it
 //!    is accepted here as `Reconciling`/`Prechecking` of its current generation, with DBS's plan
-//!    `init`, configured with the spec's schedule, and no precheck running (see
+//!    `init`, configured with the spec's schedule, and no precheck running, for
+//!    [`LOST_START_HOLDS`] (a start on its way looks the same until it reaches DBS; see
 //!    [`lost_start`]).
 //! 3. **Plans = objects**: the ids of the live BackupPlans are distinct, and the plans DBS holds
 //!    unreleased are exactly those ids: no leak (an unreleased plan nobody manages) and nothing
@@ -27,6 +28,7 @@
 //!    RdsConnection object created.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use alicloud_db_operator::crd::{BackupPlan, RdsConnection};
 use kube::ResourceExt;
@@ -88,14 +90,32 @@ pub fn lost_start(w: &World, plan: &BackupPlan) -> bool {
             .is_some_and(|p| p.status == "init" && p.precheck.is_none())
 }
 
+/// How long a plan must keep looking like a lost start before [`settled`] believes it: the
+/// operator records a start in the status before it sends StartBackupPlan, so until the call
+/// reaches DBS a start on its way looks exactly like a lost one. With the faults cleared the
+/// call arrives within milliseconds; a lost start looks the same for 15 minutes.
+const LOST_START_HOLDS: Duration = Duration::from_secs(2);
+
 /// Whether the world has settled: `Ok` when every object is Ready for its generation (or waits
-/// out a lost start, see [`lost_start`]) and none is being deleted, else what is not yet so (for
-/// [`crate::common::eventually`]).
+/// out a lost start, see [`lost_start`], for [`LOST_START_HOLDS`]) and none is being deleted,
+/// else what is not yet so (for [`crate::common::eventually`]).
 pub async fn settled(w: &World) -> Result<(), String> {
+    let lost = unsettled(w).await?;
+    if lost == 0 {
+        return Ok(());
+    }
+    tokio::time::sleep(LOST_START_HOLDS).await;
+    unsettled(w).await.map(|_| ())
+}
+
+/// The objects not yet settled, or how many plans were taken for lost starts.
+async fn unsettled(w: &World) -> Result<usize, String> {
     let mut pending = Vec::new();
+    let mut lost = 0;
     for p in live::<BackupPlan>(w).await {
-        let done = is_ready(&p) || lost_start(w, &p);
-        if p.metadata.deletion_timestamp.is_some() || !done {
+        let waits = !is_ready(&p) && lost_start(w, &p);
+        lost += usize::from(waits);
+        if p.metadata.deletion_timestamp.is_some() || !(is_ready(&p) || waits) {
             pending.push(format!("BackupPlan {}: {}", p.name_any(), summary(&p)));
         }
     }
@@ -105,7 +125,7 @@ pub async fn settled(w: &World) -> Result<(), String> {
         }
     }
     if pending.is_empty() {
-        Ok(())
+        Ok(lost)
     } else {
         Err(pending.join("\n"))
     }
