@@ -509,92 +509,94 @@ fn ready_status(generation: i64, synced_at: i64) -> RdsConnectionStatus {
     }
 }
 
+/// `fresh_for` (no cloud call yet) and `deferrable_check` (a due check that may yield to a
+/// backed-up quota) over the same statuses: a Ready object's check is first not due, then due
+/// and deferrable, then, overdue by a whole period, neither.
 #[test]
-fn fresh_for_table() {
+fn fresh_for_and_deferrable_check_table() {
     let now = Timestamp::from_second(1_000).expect("valid");
     let resync = Duration::from_secs(300);
     let mut not_ready = ready_status(2, 900);
     not_ready.conditions[0].status = "False".into();
+    let mut not_ready_due = ready_status(2, 500);
+    not_ready_due.conditions[0].status = "False".into();
     let cases = [
         (
             "ready, same generation, synced 100 s ago",
             Some(ready_status(2, 900)),
             Some(2),
             Some(Duration::from_secs(200)),
+            true,
         ),
         (
             "ready but the spec changed",
             Some(ready_status(1, 900)),
             Some(2),
             None,
+            false,
         ),
         (
-            "ready, synced longer ago than the resync period",
+            "ready for an older generation, synced 400 s ago",
+            Some(ready_status(1, 600)),
+            Some(2),
+            None,
+            false,
+        ),
+        (
+            "ready, synced longer ago than the resync period: its check is due",
             Some(ready_status(2, 600)),
             Some(2),
             None,
+            true,
         ),
         (
             "ready, synced exactly one period ago",
             Some(ready_status(2, 700)),
             Some(2),
             None,
+            true,
         ),
-        ("not ready", Some(not_ready), Some(2), None),
-        ("no status yet", None, Some(1), None),
+        (
+            "ready, overdue by a whole period",
+            Some(ready_status(2, 400)),
+            Some(2),
+            None,
+            false,
+        ),
+        (
+            "ready, overdue by more",
+            Some(ready_status(2, 100)),
+            Some(2),
+            None,
+            false,
+        ),
+        ("not ready", Some(not_ready), Some(2), None, false),
+        (
+            "not ready, synced 500 s ago",
+            Some(not_ready_due),
+            Some(2),
+            None,
+            false,
+        ),
+        ("no status yet", None, Some(1), None, false),
+        ("no status", None, Some(2), None, false),
     ];
-    for (name, status, generation, want) in cases {
+    for (name, status, generation, fresh, deferrable) in cases {
         assert_eq!(
             fresh_for(status.as_ref(), generation, now, resync),
-            want,
-            "{name}"
+            fresh,
+            "fresh_for: {name}"
+        );
+        assert_eq!(
+            deferrable_check(status.as_ref(), generation, now, resync),
+            deferrable,
+            "deferrable_check: {name}"
         );
     }
 }
 
 #[test]
-fn only_the_periodic_check_of_a_ready_object_may_yield_and_never_twice_over() {
-    let now = Timestamp::from_second(1_000).expect("valid");
-    let resync = Duration::from_secs(300);
-    let mut not_ready = ready_status(2, 500);
-    not_ready.conditions[0].status = "False".into();
-    let cases = [
-        (
-            "synced 400 s ago: its check is due",
-            Some(ready_status(2, 600)),
-            true,
-        ),
-        (
-            "synced exactly one period ago",
-            Some(ready_status(2, 700)),
-            true,
-        ),
-        (
-            "not due yet (fresh_for serves it)",
-            Some(ready_status(2, 900)),
-            true,
-        ),
-        (
-            "overdue by a whole period",
-            Some(ready_status(2, 400)),
-            false,
-        ),
-        ("overdue by more", Some(ready_status(2, 100)), false),
-        (
-            "ready for an older generation",
-            Some(ready_status(1, 600)),
-            false,
-        ),
-        ("not ready", Some(not_ready), false),
-        ("no status", None, false),
-    ];
-    for (name, status, want) in cases {
-        assert_eq!(
-            deferrable_check(status.as_ref(), Some(2), now, resync),
-            want,
-            "{name}"
-        );
-    }
+fn a_check_yields_only_beyond_two_seconds_of_backlog() {
     assert_eq!(check_deferral(Duration::ZERO), None);
     assert_eq!(check_deferral(CHECK_YIELDS_BEYOND), None);
     let long = CHECK_YIELDS_BEYOND + Duration::from_millis(1);
