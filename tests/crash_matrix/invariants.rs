@@ -113,9 +113,10 @@ async fn unsettled(w: &World) -> Result<usize, String> {
     let mut pending = Vec::new();
     let mut lost = 0;
     for p in live::<BackupPlan>(w).await {
-        let waits = !is_ready(&p) && lost_start(w, &p);
+        let ready = is_ready(&p);
+        let waits = !ready && lost_start(w, &p);
         lost += usize::from(waits);
-        if p.metadata.deletion_timestamp.is_some() || !(is_ready(&p) || waits) {
+        if p.metadata.deletion_timestamp.is_some() || !(ready || waits) {
             pending.push(format!("BackupPlan {}: {}", p.name_any(), summary(&p)));
         }
     }
