@@ -192,6 +192,8 @@ pub fn dictionary<K: Managed>(sample: &str) -> Vec<u8> {
 
 /// The objects of a watch event, compact, each marked with whether it calls for a reconcile
 /// ([`Cached::wakes`]) against the version `cache` holds (the event is not applied to it yet).
+/// A version `quiet` tells apart (our own annotation write, see
+/// `StatusWriter::expect_annotation`) calls for none.
 ///
 /// This is the controller's predicate, kept here rather than in kube's `predicate_filter`,
 /// which keeps its own map of every object (name, namespace and UID copied again, about 200
@@ -199,15 +201,18 @@ pub fn dictionary<K: Managed>(sample: &str) -> Vec<u8> {
 pub fn compact<K: Managed>(
     event: kube::runtime::watcher::Event<K>,
     cache: &Store<Cached<K>>,
+    quiet: impl Fn(&K) -> bool,
 ) -> kube::runtime::watcher::Event<Cached<K>> {
     use kube::runtime::watcher::Event;
     let cached = |obj: K| {
+        let quiet = quiet(&obj);
         let mut cached = Cached::stripped(obj);
-        cached.wakes = cache
-            .get(&ObjectRef::from_obj(&cached))
-            .is_none_or(|known| {
-                known.meta.uid != cached.meta.uid || known.triggers != cached.triggers
-            });
+        cached.wakes = !quiet
+            && cache
+                .get(&ObjectRef::from_obj(&cached))
+                .is_none_or(|known| {
+                    known.meta.uid != cached.meta.uid || known.triggers != cached.triggers
+                });
         cached
     };
     match event {
@@ -410,15 +415,16 @@ mod tests {
         use kube::runtime::reflector;
         use kube::runtime::watcher::Event;
         let (cache, mut writer) = reflector::store::<Cached<BackupPlan>>();
+        let not_ours = |_: &BackupPlan| false;
         let wakes = |event: Event<BackupPlan>, cache: &Store<Cached<BackupPlan>>| match compact(
-            event, cache,
+            event, cache, not_ours,
         ) {
             Event::Apply(c) | Event::InitApply(c) => c.wakes(),
             _ => panic!("an object event"),
         };
         let obj = plan();
         assert!(wakes(Event::Apply(obj.clone()), &cache), "new to the cache");
-        writer.apply_watcher_event(&compact(Event::Apply(obj.clone()), &cache));
+        writer.apply_watcher_event(&compact(Event::Apply(obj.clone()), &cache, not_ours));
 
         let mut status_write = obj.clone();
         status_write.metadata.resource_version = Some("7654322".into());
@@ -435,6 +441,19 @@ mod tests {
         let mut edited = obj.clone();
         edited.metadata.generation = Some(4);
         assert!(wakes(Event::Apply(edited), &cache), "the spec changed");
+
+        let mut annotated = obj.clone();
+        annotated
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert("ours".into(), "p".into());
+        assert!(wakes(Event::Apply(annotated.clone()), &cache), "annotated");
+        let ours = |o: &BackupPlan| o.annotations().contains_key("ours");
+        match compact(Event::Apply(annotated), &cache, ours) {
+            Event::Apply(c) => assert!(!c.wakes(), "our own announced annotation write"),
+            _ => panic!("an object event"),
+        }
 
         let mut recreated = obj;
         recreated.metadata.uid = Some("another-uid".into());

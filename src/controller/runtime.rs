@@ -116,7 +116,8 @@ impl<K: Managed> Runtime<K> {
 
     /// Sets the annotation `key` of `obj` to `value` (a JSON merge patch of the metadata, which
     /// leaves every other annotation alone) and hands the answer to the status writer, so the
-    /// next reconcile sees the annotation even before the watch cache does.
+    /// next reconcile sees the annotation even before the watch cache does. The write is
+    /// announced first, so its watch event wakes nobody (`StatusWriter::expect_annotation`).
     pub async fn annotate(&self, obj: &K, key: &str, value: &str) -> Result<(), Error> {
         let api = self.ctx.api::<K>(&obj.namespace().unwrap_or_default());
         let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
@@ -124,12 +125,20 @@ impl<K: Managed> Runtime<K> {
             field_manager: Some(super::FIELD_MANAGER.to_owned()),
             ..Default::default()
         };
-        let written = api
+        self.status.expect_annotation(obj, key, value);
+        let written = match api
             .patch_metadata(&obj.name_any(), &params, &kube::api::Patch::Merge(&patch))
-            .await?;
+            .await
+        {
+            Ok(written) => written,
+            Err(e) => {
+                self.status.unexpect(&obj.uid().unwrap_or_default());
+                return Err(e.into());
+            }
+        };
         let mut updated = obj.clone();
         *updated.meta_mut() = written.metadata;
-        self.status.record_annotation(obj, updated, key);
+        self.status.record(obj, updated);
         Ok(())
     }
 
@@ -358,18 +367,18 @@ pub async fn run<R: Reconciler>(
     // (swapped in only at the end of the list), and a write forgotten then would let the next
     // reconcile start from the older cached object (a ConfigureBackupPlan sent before the
     // 5 s rule, from a status without `createdAt`, was seen at 10,000 plans).
+    // Our own annotation write wakes nobody either: the reconcile that wrote it requeues itself
+    // (see `StatusWriter::expect_annotation`).
+    let announced = status.clone();
     let objects = watcher(ctx.watched::<R::Object>(), config)
-        .map_ok(move |event| compact(event, &known))
+        .map_ok(move |event| compact(event, &known, |obj| announced.is_quiet(obj)))
         .reflect(writer)
         .applied_objects()
         .try_filter(move |obj| {
-            // Our own annotation write wakes nobody: the reconcile that wrote it requeued itself
-            // (see `StatusWriter::record_annotation`). Asked before `caught_up` forgets it.
-            let own_write = shown.is_quiet(obj);
             if let Some(cached) = cache.get(&ObjectRef::from_obj(obj)) {
                 shown.caught_up(&*cached);
             }
-            std::future::ready(obj.wakes() && !own_write)
+            std::future::ready(obj.wakes())
         });
     let controller = Controller::for_stream(objects, store);
     observe_cache(&ctx, R::CONTROLLER, controller.store());

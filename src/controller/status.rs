@@ -6,7 +6,7 @@
 //! call (a second CreateBackupPlan with the same ClientToken, a second Modify, a fresh
 //! observation of an endpoint just reported Ready). Idempotent, but a waste of the quota. (Our
 //! own writes do not wake the object: a status write changes nothing the watch filter looks at,
-//! and an annotation write is remembered as quiet, [`StatusWriter::record_annotation`].)
+//! and an annotation write is announced before it is sent, [`StatusWriter::expect_annotation`].)
 //!
 //! [`StatusWriter`] remembers, per object, the API server's answer to our last status write and
 //! the resource versions it superseded. [`StatusWriter::freshest`] hands a reconcile that answer
@@ -95,10 +95,10 @@ pub fn strip(meta: &mut ObjectMeta) {
     }
 }
 
-/// Whether `written` differs from `seen` in no more than the annotation `key` (and `kubectl
+/// Whether `shown` differs from `seen` in no more than the annotation `key` (and `kubectl
 /// apply`'s copy, which the cache strips): the same generation, labels, finalizers, deletion
 /// and other annotations.
-fn only_annotation_changed(seen: &ObjectMeta, written: &ObjectMeta, key: &str) -> bool {
+fn only_annotation_changed(seen: &ObjectMeta, shown: &ObjectMeta, key: &str) -> bool {
     let others = |m: &ObjectMeta| {
         m.annotations
             .iter()
@@ -107,11 +107,11 @@ fn only_annotation_changed(seen: &ObjectMeta, written: &ObjectMeta, key: &str) -
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<Vec<_>>()
     };
-    seen.generation == written.generation
-        && seen.labels == written.labels
-        && seen.finalizers == written.finalizers
-        && seen.deletion_timestamp == written.deletion_timestamp
-        && others(seen) == others(written)
+    seen.generation == shown.generation
+        && seen.labels == shown.labels
+        && seen.finalizers == shown.finalizers
+        && seen.deletion_timestamp == shown.deletion_timestamp
+        && others(seen) == others(shown)
 }
 
 /// Writes statuses, and remembers the latest write of each object (by UID) until the watch
@@ -119,6 +119,18 @@ fn only_annotation_changed(seen: &ObjectMeta, written: &ObjectMeta, key: &str) -
 pub struct StatusWriter<K> {
     client: kube::Client,
     map: Mutex<HashMap<String, Written<K>>>,
+    /// Our annotation writes the watch has not shown yet, by UID
+    /// ([`StatusWriter::expect_annotation`]).
+    expected: Mutex<HashMap<String, Expected>>,
+}
+
+/// An annotation write of ours, announced before it is sent: the version that shows it wakes
+/// nobody.
+struct Expected {
+    key: String,
+    value: String,
+    /// The metadata of the object the reconcile started from.
+    seen: ObjectMeta,
 }
 
 struct Written<K> {
@@ -128,9 +140,6 @@ struct Written<K> {
     /// A reconcile of the object runs: it may still compare with `latest`
     /// ([`StatusWriter::written_over`]), so the watch does not drop the entry.
     reconciling: bool,
-    /// The version our last annotation write produced, when it changed nothing but that
-    /// annotation ([`StatusWriter::record_annotation`]): its watch event wakes nobody.
-    quiet: Option<String>,
 }
 
 impl<K: Resource> Written<K> {
@@ -148,18 +157,13 @@ impl<K: Resource> StatusWriter<K> {
         Self {
             client,
             map: Mutex::default(),
+            expected: Mutex::default(),
         }
     }
 
     /// Records that `written` (the API server's answer to a write) replaced `seen`, the object
     /// the reconcile started from.
-    pub fn record(&self, seen: &K, written: K) {
-        self.remember(seen, written, false);
-    }
-
-    /// [`StatusWriter::record`]; with `quiet`, the version `written` carries is also remembered
-    /// as quiet ([`StatusWriter::record_annotation`]).
-    fn remember(&self, seen: &K, mut written: K, quiet: bool) {
+    pub fn record(&self, seen: &K, mut written: K) {
         let (Some(uid), Some(seen_version)) = (seen.uid(), seen.resource_version()) else {
             return;
         };
@@ -172,7 +176,6 @@ impl<K: Resource> StatusWriter<K> {
             superseded: Vec::new(),
             latest: written.clone(),
             reconciling: true,
-            quiet: None,
         });
         entry.reconciling = true;
         let previous = entry.latest.resource_version();
@@ -187,34 +190,64 @@ impl<K: Resource> StatusWriter<K> {
             let excess = entry.superseded.len() - MAX_SUPERSEDED;
             entry.superseded.drain(..excess);
         }
-        if quiet {
-            entry.quiet = written.resource_version();
-        }
         entry.latest = written;
     }
 
-    /// Records our write of the annotation `key`, like [`StatusWriter::record`]. When the write
-    /// changed nothing but that annotation, its version is remembered as quiet
-    /// ([`StatusWriter::is_quiet`]): the reconcile that wrote it requeues itself, and waking the
-    /// object again for its own write would re-read the cloud resource at once (an
-    /// RdsConnection read its instance a second time right after each Allocate, while the
-    /// instance was still busy with it) and drop that requeue (kube's scheduler discards the
-    /// requeue of an object whose next reconcile is already pending).
-    pub fn record_annotation(&self, seen: &K, written: K, key: &str) {
-        let quiet = only_annotation_changed(seen.meta(), written.meta(), key);
-        self.remember(seen, written, quiet);
+    /// Announces our write of `value` to the annotation `key` of `seen` (the object the
+    /// reconcile started from), before it is sent. The first version the watch shows with that
+    /// value and nothing else changed since `seen` (same generation, labels, finalizers,
+    /// deletion and other annotations) is quiet ([`StatusWriter::is_quiet`]): the reconcile
+    /// that writes it requeues itself, and waking the object again for its own write would
+    /// re-read the cloud resource at once (an RdsConnection read its instance a second time
+    /// right after each Allocate, while the instance was still busy with it) and drop that
+    /// requeue (kube's scheduler discards the requeue of an object whose next reconcile is
+    /// already pending). Announced before the write, not recorded from its answer: the watch
+    /// may show the new version before the answer reaches us (CI saw that). A change of anyone
+    /// else's in the same version still wakes the object.
+    pub fn expect_annotation(&self, seen: &K, key: &str, value: &str) {
+        let Some(uid) = seen.uid() else {
+            return;
+        };
+        let mut meta = seen.meta().clone();
+        strip(&mut meta);
+        let expected = Expected {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            seen: meta,
+        };
+        lock(&self.expected).insert(uid, expected);
     }
 
-    /// Whether `shown` (a version the watch brought) is our own annotation write that changed
-    /// nothing else ([`StatusWriter::record_annotation`]). Asked before
-    /// [`StatusWriter::caught_up`], which may forget it.
+    /// Forgets the annotation write announced for the object `uid` (it failed, or the object
+    /// is gone).
+    pub fn unexpect(&self, uid: &str) {
+        let mut expected = lock(&self.expected);
+        if expected.remove(uid).is_some() {
+            expected.shrink_if_sparse();
+        }
+    }
+
+    /// Whether `shown` (a version the watch brought) is our announced annotation write and
+    /// changes nothing else ([`StatusWriter::expect_annotation`]). The first version with the
+    /// written value answers for the announcement, quiet or not.
     pub fn is_quiet(&self, shown: &impl Resource) -> bool {
-        let (Some(uid), Some(version)) = (shown.uid(), shown.resource_version()) else {
+        let Some(uid) = shown.uid() else {
             return false;
         };
-        lock(&self.map)
-            .get(&uid)
-            .is_some_and(|e| e.quiet.as_deref() == Some(version.as_str()))
+        let mut expected = lock(&self.expected);
+        let Some(e) = expected.get(&uid) else {
+            return false;
+        };
+        let meta = shown.meta();
+        let value = meta.annotations.as_ref().and_then(|a| a.get(&e.key));
+        if value != Some(&e.value) {
+            // An older version, or a later one that someone else changed back.
+            return false;
+        }
+        let quiet = only_annotation_changed(&e.seen, meta, &e.key);
+        expected.remove(&uid);
+        expected.shrink_if_sparse();
+        quiet
     }
 
     /// `cached`, or our later write of it when the cache has not caught up with that write. Called
@@ -241,6 +274,9 @@ impl<K: Resource> StatusWriter<K> {
     /// ([`StatusWriter::caught_up`]). Without this, every object's last write stayed in memory
     /// until its next reconcile, a resync period later for a Ready object: a second copy of each.
     pub fn settle<C: Resource>(&self, uid: &str, cached: Option<&C>) {
+        if cached.is_none() {
+            self.unexpect(uid);
+        }
         let mut map = lock(&self.map);
         let Some(entry) = map.get_mut(uid) else {
             return;
@@ -314,6 +350,8 @@ impl<K: Resource> StatusWriter<K> {
             let mut map = lock(&self.map);
             map.remove(&uid);
             map.shrink_if_sparse();
+            drop(map);
+            self.unexpect(&uid);
         }
     }
 
@@ -374,62 +412,71 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn our_annotation_write_is_quiet_until_the_watch_has_shown_it() {
+    async fn our_announced_annotation_write_is_quiet_once_even_before_its_answer() {
         let writes = StatusWriter::new(offline_client());
         let seen = annotated("10", 1, &[("user", "a"), (LAST_APPLIED, "{}")]);
-        let written = annotated(
-            "11",
-            1,
-            &[("user", "a"), ("ours", "p1"), (LAST_APPLIED, "{}")],
-        );
-        writes.record_annotation(&seen, written, "ours");
-        assert!(writes.is_quiet(&cm("11", "")), "our own write");
-        assert!(!writes.is_quiet(&cm("10", "")), "the version before it");
-        assert!(!writes.is_quiet(&cm("12", "")), "a later version");
-        // A status write of the same reconcile keeps it quiet until the watch shows it.
-        writes.record(&annotated("11", 1, &[]), cm("12", "status"));
-        assert!(writes.is_quiet(&cm("11", "")));
-        writes.settle("uid-1", Some(&cm("10", "")));
-        writes.caught_up(&cm("11", ""));
+        writes.expect_annotation(&seen, "ours", "p1");
+        // Nothing recorded yet: the watch shows the write before its answer reaches us.
+        assert!(!writes.is_quiet(&seen), "the version before it");
+        let stale_status = annotated("10", 1, &[("user", "a")]);
+        assert!(!writes.is_quiet(&stale_status), "an older version");
+        let shown = annotated("11", 1, &[("user", "a"), ("ours", "p1")]);
+        assert!(writes.is_quiet(&shown), "our own write");
         assert!(
-            writes.is_quiet(&cm("11", "")),
-            "kept while the status write is unseen"
+            !writes.is_quiet(&shown),
+            "once: the announcement is answered"
         );
-        writes.caught_up(&cm("12", "status"));
-        assert!(!writes.is_quiet(&cm("11", "")), "forgotten with the entry");
-        assert!(writes.is_empty());
+        // The answer arriving afterwards changes nothing.
+        writes.record(&seen, shown.clone());
+        assert!(!writes.is_quiet(&shown));
     }
 
     #[tokio::test]
     async fn an_annotation_write_that_carries_another_change_wakes_the_object() {
-        let writes = StatusWriter::new(offline_client());
         let seen = annotated("10", 1, &[("user", "a")]);
-        // The answer shows a spec change made since the reconcile started (generation 2).
-        writes.record_annotation(
-            &seen,
-            annotated("11", 2, &[("user", "a"), ("ours", "p")]),
-            "ours",
-        );
-        assert!(!writes.is_quiet(&cm("11", "")));
-        // Or another annotation changed meanwhile.
-        let writes = StatusWriter::new(offline_client());
-        writes.record_annotation(
-            &seen,
-            annotated("11", 1, &[("user", "b"), ("ours", "p")]),
-            "ours",
-        );
-        assert!(!writes.is_quiet(&cm("11", "")));
-        // Labels, finalizers and the deletion count too.
         let mut labelled = annotated("11", 1, &[("user", "a"), ("ours", "p")]);
         labelled.metadata.labels = Some([("l".to_owned(), "v".to_owned())].into());
-        let writes = StatusWriter::new(offline_client());
-        writes.record_annotation(&seen, labelled, "ours");
-        assert!(!writes.is_quiet(&cm("11", "")));
         let mut finalized = annotated("11", 1, &[("user", "a"), ("ours", "p")]);
         finalized.metadata.finalizers = Some(vec!["f".to_owned()]);
+        let mut deleted = annotated("11", 1, &[("user", "a"), ("ours", "p")]);
+        deleted.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+        );
+        for (shown, what) in [
+            // A spec change made since the reconcile started (generation 2).
+            (annotated("11", 2, &[("user", "a"), ("ours", "p")]), "spec"),
+            (
+                annotated("11", 1, &[("user", "b"), ("ours", "p")]),
+                "annotation",
+            ),
+            (labelled, "labels"),
+            (finalized, "finalizers"),
+            (deleted, "deletion"),
+        ] {
+            let writes = StatusWriter::new(offline_client());
+            writes.expect_annotation(&seen, "ours", "p");
+            assert!(!writes.is_quiet(&shown), "{what}");
+            // That version answered the announcement: a later one is not quiet either.
+            let later = annotated("12", 1, &[("user", "a"), ("ours", "p")]);
+            assert!(!writes.is_quiet(&later), "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_forgotten_announcement_quiets_nothing() {
+        let seen = annotated("10", 1, &[]);
+        let shown = annotated("11", 1, &[("ours", "p")]);
         let writes = StatusWriter::new(offline_client());
-        writes.record_annotation(&seen, finalized, "ours");
-        assert!(!writes.is_quiet(&cm("11", "")));
+        writes.expect_annotation(&seen, "ours", "p");
+        writes.unexpect("uid-1");
+        assert!(!writes.is_quiet(&shown), "the write failed");
+        writes.expect_annotation(&seen, "ours", "p");
+        writes.settle("uid-1", None::<&ConfigMap>);
+        assert!(!writes.is_quiet(&shown), "the object is gone");
+        writes.expect_annotation(&seen, "ours", "p");
+        writes.forget(&seen);
+        assert!(!writes.is_quiet(&shown), "the object's cleanup is done");
+        assert!(lock(&writes.expected).is_empty());
     }
 
     #[tokio::test]
