@@ -126,16 +126,10 @@ impl<K: Managed> Runtime<K> {
             ..Default::default()
         };
         self.status.expect_annotation(obj, key, value);
-        let written = match api
+        let written = api
             .patch_metadata(&obj.name_any(), &params, &kube::api::Patch::Merge(&patch))
             .await
-        {
-            Ok(written) => written,
-            Err(e) => {
-                self.status.unexpect(&obj.uid().unwrap_or_default());
-                return Err(e.into());
-            }
-        };
+            .inspect_err(|_| self.status.unexpect(&obj.uid().unwrap_or_default()))?;
         let mut updated = obj.clone();
         *updated.meta_mut() = written.metadata;
         self.status.record(obj, updated);
@@ -358,7 +352,8 @@ pub async fn run<R: Reconciler>(
     // reads (`managedFields`, `kubectl apply`'s copy of the object).
     let (store, writer) = reflector::store();
     let status = Arc::new(StatusWriter::<R::Object>::new(ctx.client.clone()));
-    let (shown, cache, known) = (status.clone(), store.clone(), store.clone());
+    let (shown, announced) = (status.clone(), status.clone());
+    let (cache, known) = (store.clone(), store.clone());
     // A change of the status alone (our own writes) triggers no reconcile: each step requeues
     // itself when it needs to look again, and a write that woke the object at once made it
     // re-read its cloud resource after every status write. The status writer still hears of
@@ -369,7 +364,6 @@ pub async fn run<R: Reconciler>(
     // 5 s rule, from a status without `createdAt`, was seen at 10,000 plans).
     // Our own annotation write wakes nobody either: the reconcile that wrote it requeues itself
     // (see `StatusWriter::expect_annotation`).
-    let announced = status.clone();
     let objects = watcher(ctx.watched::<R::Object>(), config)
         .map_ok(move |event| compact(event, &known, |obj| announced.is_quiet(obj)))
         .reflect(writer)
